@@ -1,0 +1,1 @@
+"""tmkt.static."""
