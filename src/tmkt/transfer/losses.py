@@ -1,0 +1,155 @@
+"""Training losses: TET classification, linear CKA domain alignment, MAG and MRP (SPEC §4-§5).
+
+Networks are time-first, so logits are `[T, B, K]` and CKA features `[T, B, ...]`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DomainLoss", "linear_cka", "mag_loss", "mrp_loss", "tet_loss"]
+
+_CKA_EPS = 1e-7
+_TINY = 1e-30  # keeps the gradient of a norm finite when a centred Gram matrix is exactly zero
+
+
+def tet_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    lam: float = 1e-3,
+    phi: float = 0.5,
+    step_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """TET loss: (1-lam) (1/T) sum_t w_t CE(o^t, y) + lam (1/T) sum_t w_t MSE(o^t, phi).
+
+    `logits` [T,B,K], `y` [B] class indices; w_t = 1 without `step_weights` [T]. As in He et
+    al.'s main_transfer.py, the weights multiply both per-step terms and the sums are still
+    divided by T (not by sum w_t); for the event stream pass w = 1 - s from `DomainLoss`
+    (undetached there, so c_t also gets gradient from this term). CE is averaged over the batch,
+    MSE over batch and classes.
+    """
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [T, B, K], got shape {tuple(logits.shape)}")
+    T, B, _ = logits.shape
+    if y.shape != (B,):
+        raise ValueError(f"y must be [B] = [{B}], got shape {tuple(y.shape)}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam!r}")
+    y = y.to(logits.device)
+    ce = torch.stack([F.cross_entropy(logits[t], y) for t in range(T)])  # [T]
+    mse = ((logits - phi) ** 2).mean(dim=(1, 2))  # [T]
+    if step_weights is not None:
+        if step_weights.shape != (T,):
+            raise ValueError(
+                f"step_weights must be [T] = [{T}], got shape {tuple(step_weights.shape)}"
+            )
+        w = step_weights.to(device=logits.device, dtype=logits.dtype)
+        ce, mse = ce * w, mse * w
+    return (1.0 - lam) * ce.mean() + lam * mse.mean()
+
+
+def linear_cka(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
+    """Linear CKA of two [B, D...] feature batches: <Kc,Lc>_F / (||Kc|| ||Lc|| + 1e-7).
+
+    K = F F^T, L = G G^T over the B samples actually present (partial batches are fine; the
+    feature widths may differ). Centring the features is the same as centring K and L. With
+    B = 1 (or constant features) the centred Gram matrices are exactly zero and the result is
+    the formula's own value, 0, with finite (zero) gradients: one sample carries no similarity
+    structure to align.
+    """
+    if feat_a.dim() < 2 or feat_b.dim() < 2:
+        raise ValueError("features must be [B, D, ...]")
+    if feat_a.shape[0] != feat_b.shape[0]:
+        raise ValueError(
+            f"batch sizes differ: {feat_a.shape[0]} and {feat_b.shape[0]}"
+        )
+    if feat_a.shape[0] == 0:
+        raise ValueError("linear_cka needs at least one sample")
+    fa = feat_a.reshape(feat_a.shape[0], -1)
+    fb = feat_b.reshape(feat_b.shape[0], -1)
+    fa = fa - fa.mean(dim=0, keepdim=True)
+    fb = fb - fb.mean(dim=0, keepdim=True)
+    kc = fa @ fa.T
+    lc = fb @ fb.T
+    hsic = (kc * lc).sum()
+    norm_k = torch.sqrt((kc * kc).sum().clamp_min(_TINY))
+    norm_l = torch.sqrt((lc * lc).sum().clamp_min(_TINY))
+    return hsic / (norm_k * norm_l + _CKA_EPS)
+
+
+class DomainLoss(nn.Module):
+    """L_dom = (1/T) sum_t s_t (1 - |CKA(F_src^t, F_evt^t)|), s_t = sigmoid(c_t), c_t learnable
+    and initialised to `init` (1 in He et al.); forward returns (loss, s [T])."""
+
+    def __init__(self, T: int, init: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"T must be an integer >= 1, got {T!r}")
+        self.T = T
+        self.c = nn.Parameter(torch.full((T,), float(init)))
+
+    def forward(
+        self, feat_src: torch.Tensor, feat_evt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`feat_src`, `feat_evt`: [T, B, D...] features of the two streams."""
+        if feat_src.dim() < 3 or feat_evt.dim() < 3:
+            raise ValueError("features must be [T, B, D, ...]")
+        if feat_src.shape[:2] != feat_evt.shape[:2] or feat_src.shape[0] != self.T:
+            raise ValueError(
+                f"expected [T={self.T}, B, ...] for both streams, got {tuple(feat_src.shape)} "
+                f"and {tuple(feat_evt.shape)}"
+            )
+        s = torch.sigmoid(self.c)
+        cka = torch.stack([linear_cka(feat_src[t], feat_evt[t]) for t in range(self.T)])
+        loss = (s.to(cka.dtype) * (1.0 - cka.abs())).mean()
+        return loss, s
+
+
+def _to_time_first(x: torch.Tensor, layout: str, name: str) -> torch.Tensor:
+    if layout == "TB":
+        return x
+    if layout == "BT":
+        return x.transpose(0, 1)
+    raise ValueError(f"{name} must be 'TB' or 'BT', got {layout!r}")
+
+
+def mag_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    logits_layout: str = "TB",
+    target_layout: str = "BT",
+) -> torch.Tensor:
+    """MAG loss: BCE-with-logits of the per-frame source prediction, averaged over T and B.
+
+    Layouts are explicit (T may equal B): the defaults match `MAGHead` logits [T,B] and
+    `Mixed.mag_target` [B,T].
+    """
+    if logits.dim() != 2 or target.dim() != 2:
+        raise ValueError("MAG logits and target must be 2-D ([T,B] or [B,T])")
+    lg = _to_time_first(logits, logits_layout, "logits_layout")
+    tg = _to_time_first(target, target_layout, "target_layout")
+    if lg.shape != tg.shape:
+        raise ValueError(
+            f"MAG logits {tuple(logits.shape)} ({logits_layout}) and target "
+            f"{tuple(target.shape)} ({target_layout}) do not match"
+        )
+    return F.binary_cross_entropy_with_logits(lg, tg.to(device=lg.device, dtype=lg.dtype))
+
+
+def mrp_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """MRP loss of predicted event fractions `pred` [B] in [0,1] (a sigmoid output) against
+    `target` [B]: "mse" (default) or "bce" (cross-entropy with the soft target; its minimum is
+    the target's entropy, not 0)."""
+    if pred.shape != target.shape or pred.dim() != 1:
+        raise ValueError(
+            f"pred and target must both be [B], got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    target = target.to(device=pred.device, dtype=pred.dtype)
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    if kind == "bce":
+        return F.binary_cross_entropy(pred, target)
+    raise ValueError(f"unknown MRP loss {kind!r}; valid: mse, bce")
