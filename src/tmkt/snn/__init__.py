@@ -1,1 +1,24 @@
-"""tmkt.snn."""
+"""tmkt.snn: LIF neuron, surrogate gradients, multi-step layer wrappers, firing-rate monitor."""
+
+from tmkt.snn.layers import ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN
+from tmkt.snn.monitor import FiringRateMonitor, record_firing_rates
+from tmkt.snn.neuron import LIF, LIFConfig, lif_multistep, reset_states
+from tmkt.snn.surrogate import ATan, Sigmoid, Surrogate, Triangle, build_surrogate
+
+__all__ = [
+    "ATan",
+    "ConvBNLIF",
+    "FiringRateMonitor",
+    "LIF",
+    "LIFConfig",
+    "SeqBatchNorm2d",
+    "SeqFlatten",
+    "SeqToANN",
+    "Sigmoid",
+    "Surrogate",
+    "Triangle",
+    "build_surrogate",
+    "lif_multistep",
+    "record_firing_rates",
+    "reset_states",
+]

@@ -1,0 +1,188 @@
+"""LIF neuron (SPEC §7): m <- m + (x - m)/tau, s = H(m - V_th), then hard (to 0) or soft reset.
+
+Multi-step mode runs a whole [T, B, ...] sequence in one fused autograd function that keeps only
+the pre-spike membrane sequence for backward, and always starts from rest (no state leaks between
+sequences). Single-step mode keeps the membrane between calls until `reset()`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tmkt.snn.surrogate import Surrogate, build_surrogate
+
+RESETS = ("hard", "soft")
+STEP_MODES = ("m", "s")
+
+
+@dataclass(frozen=True)
+class LIFConfig:
+    """Neuron settings. Defaults follow SPEC §7 / He et al.: tau 2, V_th 0.5, detached hard reset,
+    triangle surrogate with alpha 2 (alpha None = the surrogate's own default)."""
+
+    tau: float = 2.0
+    v_threshold: float = 0.5
+    reset: str = "hard"
+    detach_reset: bool = True
+    surrogate: str = "triangle"
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.tau, int | float) and math.isfinite(self.tau) and self.tau >= 1):
+            raise ValueError(f"LIF tau must be a number >= 1, got {self.tau!r}")
+        if not (isinstance(self.v_threshold, int | float) and math.isfinite(self.v_threshold)):
+            raise ValueError(f"LIF v_threshold must be a finite number, got {self.v_threshold!r}")
+        if self.reset not in RESETS:
+            raise ValueError(f"LIF reset must be one of {RESETS}, got {self.reset!r}")
+        build_surrogate(self.surrogate, self.alpha)  # validates name and alpha
+
+    @classmethod
+    def from_kwargs(cls, cfg: LIFConfig | dict[str, Any] | None = None, **kw: Any) -> LIFConfig:
+        """Merge a config (or dict) with keyword overrides; unknown keys raise a clear error."""
+        base = asdict(cfg) if isinstance(cfg, LIFConfig) else dict(cfg or {})
+        base.update(kw)
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(base) - valid)
+        if unknown:
+            raise ValueError(f"unknown neuron option(s) {unknown}; valid: {sorted(valid)}")
+        return cls(**base)
+
+
+class _LIFMultiStep(torch.autograd.Function):
+    """Fused LIF recurrence over T. Saves only the pre-spike membrane h[T, ...] for backward."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, tau: float, vth: float, hard: bool, detach: bool, sg: Surrogate,
+        want_v: bool,
+    ) -> tuple[Tensor, Tensor]:
+        x = x.contiguous()
+        h_seq = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        v_seq = torch.empty_like(x) if want_v else x.new_empty(0)
+        v = torch.zeros_like(x[0])
+        for t in range(x.shape[0]):
+            h = h_seq[t]
+            torch.sub(x[t], v, out=h)
+            h.div_(tau).add_(v)  # h = v + (x - v) / tau, the order spikingjelly uses
+            s = spikes[t]
+            torch.ge(h, vth, out=s)
+            v = h * (1.0 - s) if hard else h - vth * s
+            if want_v:
+                v_seq[t] = v
+        ctx.save_for_backward(h_seq)
+        ctx.cfg = (tau, vth, hard, detach, sg, want_v)
+        return spikes, v_seq
+
+    @staticmethod
+    def backward(ctx, g_s: Tensor, g_v: Tensor):  # type: ignore[override]
+        (h_seq,) = ctx.saved_tensors
+        tau, vth, hard, detach, sg, want_v = ctx.cfg
+        keep = 1.0 - 1.0 / tau
+        g_x = torch.empty_like(h_seq)
+        carry: Tensor | None = None  # dL/dv_t flowing back from step t+1
+        for t in range(h_seq.shape[0] - 1, -1, -1):
+            h = h_seq[t]
+            d = sg.grad(h - vth)  # ds/dh
+            g_vt = carry
+            if want_v and g_v.numel():
+                g_vt = g_v[t] if g_vt is None else g_vt + g_v[t]
+            gh = g_s[t] * d
+            if g_vt is not None:
+                if hard:
+                    dvdh = (h < vth).to(h.dtype)  # 1 - s
+                    if not detach:
+                        dvdh = dvdh - h * d
+                else:
+                    dvdh = None if detach else 1.0 - vth * d
+                gh = gh + (g_vt if dvdh is None else g_vt * dvdh)
+            torch.div(gh, tau, out=g_x[t])
+            carry = gh * keep
+        return g_x, None, None, None, None, None, None
+
+
+def lif_multistep(
+    x: Tensor, cfg: LIFConfig | None = None, *, return_v: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Run LIF over x[T, ...] from rest; returns (spikes[T, ...], post-reset membrane or None)."""
+    cfg = cfg or LIFConfig()
+    if x.dim() < 2:
+        raise ValueError(f"LIF multi-step input must be [T, B, ...], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"LIF input must be a floating tensor, got dtype {x.dtype}")
+    sg = build_surrogate(cfg.surrogate, cfg.alpha)
+    spikes, v = _LIFMultiStep.apply(
+        x, float(cfg.tau), float(cfg.v_threshold), cfg.reset == "hard", cfg.detach_reset, sg,
+        return_v,
+    )
+    return spikes, (v if return_v else None)
+
+
+class LIF(nn.Module):
+    """LIF neuron layer. step_mode 'm': forward(x[T, B, ...]) from rest each call; 's': forward(x[B,
+    ...]) one step, membrane kept in `self.v` until `reset()` (or a batch of another shape)."""
+
+    def __init__(
+        self, cfg: LIFConfig | dict[str, Any] | None = None, *, step_mode: str = "m", **kw: Any
+    ) -> None:
+        super().__init__()
+        if step_mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
+        self.cfg = LIFConfig.from_kwargs(cfg, **kw)
+        self.sg = build_surrogate(self.cfg.surrogate, self.cfg.alpha)
+        self.step_mode = step_mode
+        self.v: Tensor | None = None
+        self.monitor: Any = None  # set by FiringRateMonitor; None = recording off
+
+    def extra_repr(self) -> str:
+        c = self.cfg
+        return (
+            f"tau={c.tau}, v_threshold={c.v_threshold}, reset={c.reset}, "
+            f"detach_reset={c.detach_reset}, surrogate={self.sg}, step_mode={self.step_mode}"
+        )
+
+    def reset(self) -> None:
+        """Forget the single-step membrane state."""
+        self.v = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Spikes, same shape as x."""
+        return self._run(x, want_v=False)[0]
+
+    def forward_with_v(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(spikes, post-reset membrane), both the shape of x; the membrane is differentiable."""
+        s, v = self._run(x, want_v=True)
+        assert v is not None
+        return s, v
+
+    def _run(self, x: Tensor, want_v: bool) -> tuple[Tensor, Tensor | None]:
+        if self.step_mode == "m":
+            s, v = lif_multistep(x, self.cfg, return_v=want_v)
+        else:
+            s, v = self._single_step(x)
+        if self.monitor is not None:
+            self.monitor.record(self, s)
+        return s, v
+
+    def _single_step(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.cfg
+        if self.v is None or self.v.shape != x.shape:
+            self.v = torch.zeros_like(x)
+        h = self.v + (x - self.v) / c.tau
+        s = self.sg(h - c.v_threshold)
+        r = s.detach() if c.detach_reset else s
+        v = h * (1.0 - r) if c.reset == "hard" else h - c.v_threshold * r
+        self.v = v
+        return s, v
+
+
+def reset_states(model: nn.Module) -> None:
+    """Reset every single-step LIF in `model` (multi-step LIFs hold no state)."""
+    for m in model.modules():
+        if isinstance(m, LIF):
+            m.reset()
