@@ -1,0 +1,137 @@
+"""Spiking ResNets: pre-activation ResNet-18 (3x3 stem, no max-pool) and ResNet-19 (TET/tdBN)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from tmkt.models.base import SpikingNet, scaled
+from tmkt.snn.layers import SeqBatchNorm2d, SeqToANN
+from tmkt.snn.neuron import LIF, LIFConfig
+
+
+def conv(in_ch: int, out_ch: int, k: int = 3, stride: int = 1) -> SeqToANN:
+    """A multi-step conv kxk without bias (BN follows or precedes it)."""
+    return SeqToANN(nn.Conv2d(in_ch, out_ch, k, stride, k // 2, bias=False))
+
+
+def _out(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1  # 3x3 pad 1 and 1x1 pad 0 give the same size
+
+
+class PreActBlock(nn.Module):
+    """BN-LIF-conv3x3-BN-LIF-conv3x3 + shortcut (identity, or 1x1 conv of the first activation)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, neuron: LIFConfig, bn_mode: str):
+        super().__init__()
+        self.bn1 = SeqBatchNorm2d(in_ch, mode=bn_mode)
+        self.lif1 = LIF(neuron)
+        self.conv1 = conv(in_ch, out_ch, 3, stride)
+        self.bn2 = SeqBatchNorm2d(out_ch, mode=bn_mode)
+        self.lif2 = LIF(neuron)
+        self.conv2 = conv(out_ch, out_ch, 3, 1)
+        self.shortcut = conv(in_ch, out_ch, 1, stride) if stride != 1 or in_ch != out_ch else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.lif1(self.bn1(x))
+        sc = x if self.shortcut is None else self.shortcut(a)
+        return self.conv2(self.lif2(self.bn2(self.conv1(a)))) + sc
+
+
+class BasicBlock(nn.Module):
+    """conv-BN-LIF-conv-BN (+ shortcut: identity or conv1x1-BN) -> LIF (TET's ResNet-19 block)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, neuron: LIFConfig, bn_mode: str):
+        super().__init__()
+        self.conv1 = conv(in_ch, out_ch, 3, stride)
+        self.bn1 = SeqBatchNorm2d(out_ch, mode=bn_mode)
+        self.lif1 = LIF(neuron)
+        self.conv2 = conv(out_ch, out_ch, 3, 1)
+        self.bn2 = SeqBatchNorm2d(out_ch, mode=bn_mode)
+        self.down: nn.Module | None = None
+        if stride != 1 or in_ch != out_ch:
+            self.down = nn.Sequential(
+                conv(in_ch, out_ch, 1, stride), SeqBatchNorm2d(out_ch, mode=bn_mode)
+            )
+        self.lif2 = LIF(neuron)
+
+    def _pre(self, x: Tensor) -> Tensor:
+        y = self.bn2(self.conv2(self.lif1(self.bn1(self.conv1(x)))))
+        return y + (x if self.down is None else self.down(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.lif2(self._pre(x))
+
+    def forward_with_v(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(spikes, post-reset membrane of the output LIF)."""
+        return self.lif2.forward_with_v(self._pre(x))
+
+
+def _pool(x: Tensor) -> Tensor:
+    """Global average over H, W of [T, B, C, H, W] -> [T, B, C]."""
+    return x.mean(dim=(3, 4))
+
+
+class SpikingResNet18(SpikingNet):
+    """Pre-activation spiking ResNet-18: conv3x3 stem (no max-pool), 4 stages of 2 blocks
+    (64,128,256,512; strides 1,2,2,2), final BN-LIF, global average pool (F = 512 x width)."""
+
+    def __init__(self, num_classes, in_shape, width, neuron, bn_mode) -> None:  # noqa: ANN001
+        super().__init__(num_classes, in_shape, neuron, bn_mode)
+        c, h, w = in_shape
+        ch = scaled(64, width)
+        self.stem = conv(c, ch, 3, 1)
+        blocks: list[nn.Module] = []
+        for i, (n, base) in enumerate(zip((2, 2, 2, 2), (64, 128, 256, 512), strict=True)):
+            out = scaled(base, width)
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(PreActBlock(ch, out, stride, neuron, bn_mode))
+                h, w, ch = _out(h, stride), _out(w, stride), out
+        self.blocks = nn.Sequential(*blocks)
+        self.bn_final = SeqBatchNorm2d(ch, mode=bn_mode)
+        self.lif_final = LIF(neuron)
+        self.build_heads(ch, ch * h * w)
+
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        s, v = self.lif_final.forward_with_v(self.bn_final(self.blocks(self.stem(x))))
+        return _pool(s), v
+
+
+class SpikingResNet19(SpikingNet):
+    """ResNet-19 of TET / tdBN: conv3x3(128)-BN-LIF stem, stages of 3,3,2 BasicBlocks with
+    widths 128,256,512 (strides 1,2,2), global average pool (F = 512 x width). The heads are
+    single linear layers (TET's extra 256-unit spiking FC is left out)."""
+
+    def __init__(self, num_classes, in_shape, width, neuron, bn_mode) -> None:  # noqa: ANN001
+        super().__init__(num_classes, in_shape, neuron, bn_mode)
+        c, h, w = in_shape
+        ch = scaled(128, width)
+        self.stem = nn.Sequential(
+            conv(c, ch, 3, 1), SeqBatchNorm2d(ch, mode=bn_mode), LIF(neuron)
+        )
+        blocks: list[nn.Module] = []
+        for i, (n, base) in enumerate(zip((3, 3, 2), (128, 256, 512), strict=True)):
+            out = scaled(base, width)
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock(ch, out, stride, neuron, bn_mode))
+                h, w, ch = _out(h, stride), _out(w, stride), out
+        self.blocks = nn.ModuleList(blocks)
+        self.build_heads(ch, ch * h * w)
+
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.stem(x)
+        for blk in self.blocks[:-1]:
+            x = blk(x)
+        s, v = self.blocks[-1].forward_with_v(x)
+        return _pool(s), v
+
+
+def resnet18(**kw) -> SpikingResNet18:
+    """Spiking pre-activation ResNet-18."""
+    return SpikingResNet18(**kw)
+
+
+def resnet19(**kw) -> SpikingResNet19:
+    """Spiking ResNet-19 (TET)."""
+    return SpikingResNet19(**kw)
