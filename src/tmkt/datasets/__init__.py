@@ -1,1 +1,37 @@
-"""tmkt.datasets."""
+"""tmkt.datasets: event + static datasets, pairing, splits, frame cache, downloads."""
+
+from tmkt.datasets import nmnist as _nmnist  # noqa: F401  (registers "nmnist")
+from tmkt.datasets.base import DatasetError, Item, Sources
+from tmkt.datasets.config import DataConfig
+from tmkt.datasets.paired import (
+    EventDataset,
+    PairedDataset,
+    StaticDataset,
+    build_events,
+    build_paired,
+    build_static,
+    prepare,
+    write_split,
+)
+from tmkt.datasets.registry import DATASETS, get_sources
+from tmkt.datasets.splits import Split, load_split, save_split
+
+__all__ = [
+    "DATASETS",
+    "DataConfig",
+    "DatasetError",
+    "EventDataset",
+    "Item",
+    "PairedDataset",
+    "Sources",
+    "Split",
+    "StaticDataset",
+    "build_events",
+    "build_paired",
+    "build_static",
+    "get_sources",
+    "load_split",
+    "prepare",
+    "save_split",
+    "write_split",
+]

@@ -1,0 +1,141 @@
+"""Frame cache: one `.npy` (N, T, 2, H, W) float32 per (dataset, split, T, size, binning, norm).
+
+Next to it, `<file>.json` records the settings, the sample list (refs with file size and mtime),
+the shape, the file size and a blake2b hash of the whole `.npy`. A cache is used only if all of
+them match; anything else (other settings or files, truncation, a flipped byte, a missing or
+unreadable sidecar) rebuilds it. Writes go to a temp file first, then `os.replace`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_CHUNK = 1 << 22
+
+
+def cache_path(cache_dir: Path, tag: str, settings: dict[str, Any]) -> Path:
+    """`<cache_dir>/<tag>-<hash of settings>.npy`; `tag` is readable, the hash makes it unique."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(cache_dir) / f"{tag}-{digest}.npy"
+
+
+def file_hash(path: Path) -> str:
+    """blake2b of a file's bytes."""
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def check(path: Path, settings: dict[str, Any], fingerprint: Sequence[Any], shape: tuple) -> str:
+    """Why the cache at `path` cannot be used ("" if it can)."""
+    side = _sidecar(path)
+    if not path.is_file() or not side.is_file():
+        return "no cache file"
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable sidecar ({e})"
+    if meta.get("version") != FORMAT_VERSION or meta.get("settings") != settings:
+        return "settings changed"
+    if meta.get("fingerprint") != json.loads(json.dumps(list(fingerprint))):
+        return "file list changed"
+    if list(meta.get("shape", [])) != list(shape) or path.stat().st_size != meta.get("size"):
+        return "size or shape mismatch (truncated or stale)"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        return f"unreadable .npy header ({e})"
+    if arr.shape != tuple(shape) or arr.dtype != np.float32:
+        return f"header says {arr.shape} {arr.dtype}, expected {tuple(shape)} float32"
+    del arr
+    if file_hash(path) != meta.get("hash"):
+        return "content hash mismatch (damaged)"
+    return ""
+
+
+def build(
+    path: Path,
+    settings: dict[str, Any],
+    fingerprint: Sequence[Any],
+    shape: tuple,
+    compute: Callable[[int], np.ndarray],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write row i = compute(i) for all rows, atomically, with its sidecar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    side = _sidecar(path)
+    side.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape))
+        for i in range(shape[0]):
+            out[i] = compute(i)
+            if progress is not None:
+                progress(i)
+        out.flush()
+        del out
+        meta = {
+            "version": FORMAT_VERSION,
+            "settings": settings,
+            "shape": list(shape),
+            "size": tmp.stat().st_size,
+            "hash": file_hash(tmp),
+            "fingerprint": list(fingerprint),
+        }
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    side_tmp.write_text(json.dumps(meta))
+    os.replace(side_tmp, side)
+
+
+class FrameCache:
+    """Opens (verifying) or builds the cache; rows are read through a per-process memory map."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: dict[str, Any],
+        fingerprint: Sequence[Any],
+        shape: tuple,
+        compute: Callable[[int], np.ndarray],
+    ) -> None:
+        self.path = Path(path)
+        self.reason = check(self.path, settings, fingerprint, shape)
+        self.built = bool(self.reason)
+        if self.built:
+            build(self.path, settings, fingerprint, shape, compute)
+        self._arr: np.ndarray | None = None
+
+    @property
+    def array(self) -> np.ndarray:
+        """The read-only memory map (opened lazily, so worker processes open their own)."""
+        if self._arr is None:
+            self._arr = np.load(self.path, mmap_mode="r")
+        return self._arr
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.array(self.array[i])
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arr"] = None
+        return state

@@ -1,0 +1,113 @@
+"""`DataConfig`: every data setting in one dataclass (defaults as in SPEC; [ours] choices noted)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "val", "test")
+BINNINGS = ("time", "count")
+NORMS = ("none", "log1p", "clip")
+STATIC_ENCODINGS = ("hsv_v", "gray")
+PAIRINGS = ("class", "index")
+
+
+@dataclass
+class DataConfig:
+    """Data settings. Paths may be str or Path; `size` is (H, W) or None for the native size.
+
+    Defaults: T=10 [He]; binning "time" [He]; pairing "class" [He]; val_fraction 0.1 and
+    test_fraction 0.1 (only where a dataset has no official test split) [ours].
+    """
+
+    name: str = "nmnist"
+    root: str | Path = "data"
+    static_root: str | Path | None = None  # None: same as root
+    T: int = 10
+    size: tuple[int, int] | None = None
+    binning: str = "time"
+    norm: str = "none"
+    static_encoding: str = "hsv_v"
+    pairing: str = "class"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+    cache: bool = True
+    cache_dir: str | Path | None = None  # None: <root>/.tmkt_cache
+    augment: bool = False
+    exclude_background: bool = True
+    max_per_class: int | None = None
+    class_intersection: bool = False  # True: keep only classes present in both modalities
+    split_file: str | Path | None = None  # a JSON written by `save_split`, reused as is
+    options: dict[str, Any] = field(default_factory=dict)  # family-specific extras (e.g. sim)
+
+    def __post_init__(self) -> None:
+        if self.size is not None:
+            self.size = (int(self.size[0]), int(self.size[1]))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field for any out-of-range setting."""
+        _choice("binning", self.binning, BINNINGS)
+        _choice("norm", self.norm, NORMS)
+        _choice("static_encoding", self.static_encoding, STATIC_ENCODINGS)
+        _choice("pairing", self.pairing, PAIRINGS)
+        if int(self.T) < 1:
+            raise ValueError(f"DataConfig.T must be >= 1, got {self.T}")
+        if self.size is not None and (self.size[0] < 1 or self.size[1] < 1):
+            raise ValueError(f"DataConfig.size must be positive (H, W), got {self.size}")
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"DataConfig.{name} must be in [0, 1), got {v}")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ValueError(f"DataConfig.max_per_class must be >= 1, got {self.max_per_class}")
+
+    @property
+    def root_path(self) -> Path:
+        """The event data root."""
+        return Path(self.root).expanduser()
+
+    @property
+    def static_root_path(self) -> Path:
+        """The static data root (the event root unless set)."""
+        return Path(self.static_root if self.static_root is not None else self.root).expanduser()
+
+    @property
+    def cache_path(self) -> Path:
+        """The frame-cache directory (default `<root>/.tmkt_cache`)."""
+        if self.cache_dir is not None:
+            return Path(self.cache_dir).expanduser()
+        return self.root_path / ".tmkt_cache"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        """Build from a mapping; unknown keys raise a ValueError listing the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown DataConfig key(s) {unknown}; valid keys: {', '.join(valid)}"
+            )
+        d = dict(d)
+        if d.get("size") is not None:
+            size = d["size"]
+            d["size"] = (size, size) if isinstance(size, int) else tuple(size)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (paths as str, size as list)."""
+        out = dataclasses.asdict(self)
+        for k in ("root", "static_root", "cache_dir", "split_file"):
+            if out[k] is not None:
+                out[k] = str(out[k])
+        if out["size"] is not None:
+            out["size"] = list(out["size"])
+        return out
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"DataConfig.{name} must be one of {valid}, got {value!r}")

@@ -1,0 +1,433 @@
+"""Torch datasets: events (`EventDataset`), static pictures (`StaticDataset`), and pairs.
+
+`build_paired(cfg, split)` pairs each event sample with a static picture of the same class:
+`pairing="class"` draws a random picture from the split's static pool, re-drawn every epoch
+(seeded by (seed, epoch, index): reproducible with any number of workers); `pairing="index"`
+uses the recording's own picture where the data gives the correspondence, and fails otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tmkt.datasets import cache as frame_cache
+from tmkt.datasets.base import DatasetError, Item, Sources
+from tmkt.datasets.config import SPLITS, DataConfig
+from tmkt.datasets.registry import get_sources
+from tmkt.datasets.splits import Split, class_rng, load_split, make_split, resolve, save_split
+
+FRAMES_VERSION = 1  # bump when frame computation changes, to invalidate caches
+
+
+@dataclass
+class Prepared:
+    """Sources, matched classes and the split of one config (shared by the three builders)."""
+
+    cfg: DataConfig
+    sources: Sources
+    classes: list[str]
+    split: Split
+    events_by_ref: dict[str, Item]
+    static_by_ref: dict[str, Item]
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        """(H, W) of every frame: cfg.size, else the sensor's."""
+        if self.cfg.size is not None:
+            return self.cfg.size
+        if self.sources.sensor_size is None:
+            raise DatasetError(
+                f"dataset {self.cfg.name!r}: recordings have different sensor sizes; set size"
+            )
+        w, h = self.sources.sensor_size
+        return (h, w)
+
+    def event_items(self, split: str) -> list[Item]:
+        """Event items of a split, subsampled to max_per_class if set."""
+        items = resolve(self.split.events[split], self.events_by_ref, "event samples")
+        return _limit(items, self.cfg.max_per_class, self.cfg.seed)
+
+    def static_items(self, split: str, *, limit: bool = True) -> list[Item]:
+        """Static items of a split (the pairing pool when limit=False)."""
+        items = resolve(self.split.static[split], self.static_by_ref, "static pictures")
+        return _limit(items, self.cfg.max_per_class, self.cfg.seed) if limit else items
+
+
+def match_classes(sources: Sources, intersection: bool) -> list[str]:
+    """Class names present in both modalities; a mismatch is an error listing the classes."""
+    ev = {e.label for e in sources.events}
+    st = {s.label for s in sources.static}
+    if ev == st or intersection:
+        classes = sorted(ev & st)
+        if not classes:
+            raise DatasetError(f"dataset {sources.name!r}: no class has both events and pictures")
+        return classes
+    raise DatasetError(
+        f"dataset {sources.name!r}: event and static classes differ (matched by name).\n"
+        f"  only in events: {sorted(ev - st)}\n  only in static: {sorted(st - ev)}\n"
+        "Fix the folders, or set class_intersection=True to keep only the common classes."
+    )
+
+
+def prepare(cfg: DataConfig) -> Prepared:
+    """Load sources, match classes and make (or load) the split."""
+    sources = get_sources(cfg)
+    classes = match_classes(sources, cfg.class_intersection)
+    if cfg.split_file is not None:
+        split = load_split(cfg.split_file)
+        extra = sorted(set(split.classes) - set(classes))
+        if extra:
+            raise DatasetError(f"split file {cfg.split_file} has classes not in the data: {extra}")
+        classes = list(split.classes)
+    else:
+        meta = {
+            "dataset": cfg.name,
+            "seed": cfg.seed,
+            "val_fraction": cfg.val_fraction,
+            "test_fraction": cfg.test_fraction,
+        }
+        split = make_split(
+            sources.events,
+            sources.static,
+            classes,
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
+            seed=cfg.seed,
+            meta=meta,
+        )
+    return Prepared(
+        cfg,
+        sources,
+        classes,
+        split,
+        {e.ref: e for e in sources.events},
+        {s.ref: s for s in sources.static},
+    )
+
+
+def _limit(items: list[Item], max_per_class: int | None, seed: int) -> list[Item]:
+    if max_per_class is None:
+        return items
+    by_class: dict[str, list[Item]] = {}
+    for it in items:
+        by_class.setdefault(it.label, []).append(it)
+    out: list[Item] = []
+    for label, its in by_class.items():
+        if len(its) > max_per_class:
+            keep = np.sort(class_rng(seed, label, 1).choice(len(its), max_per_class, False))
+            its = [its[i] for i in keep]
+        out += its
+    return out
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _fingerprint(items: list[Item]) -> list[list[Any]]:
+    out = []
+    for it in items:
+        if it.path is not None and Path(it.path).is_file():
+            st = Path(it.path).stat()
+            out.append([it.ref, st.st_size, st.st_mtime_ns])
+        else:
+            out.append([it.ref, None, None])
+    return out
+
+
+class EventDataset(Dataset):
+    """Event frames `(events (T,2,H,W) float32 tensor, label int)` of one split."""
+
+    def __init__(self, prep: Prepared, split: str) -> None:
+        _check_split(split)
+        cfg = prep.cfg
+        self.cfg, self.split = cfg, split
+        self.data_split = prep.split  # the full split (save it with `save_split`)
+        self.classes = list(prep.classes)
+        self.items = prep.event_items(split)
+        if not self.items:
+            raise DatasetError(f"dataset {cfg.name!r}: split {split!r} holds no event sample")
+        self._load = prep.sources.load_events
+        self.hw = prep.frame_hw
+        self._targets = [self.classes.index(it.label) for it in self.items]
+        self.augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+        if cfg.augment and split == "train":
+            self.augment = _event_augment()
+        self.epoch = 0
+        self.cache: frame_cache.FrameCache | None = None
+        if cfg.cache:
+            self.cache = self._open_cache(prep)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """(2, H, W)."""
+        return (2, *self.hw)
+
+    @property
+    def targets(self) -> list[int]:
+        """Class index of every sample."""
+        return list(self._targets)
+
+    def cache_settings(self, prep: Prepared) -> dict[str, Any]:
+        """Everything that determines the frames (besides the file list)."""
+        cfg = self.cfg
+        return {
+            "dataset": cfg.name,
+            "split": self.split,
+            "root": str(cfg.root_path.resolve()),
+            "T": cfg.T,
+            "size": list(self.hw),
+            "binning": cfg.binning,
+            "norm": cfg.norm,
+            "sensor_size": list(prep.sources.sensor_size or []),
+            "options": json.loads(json.dumps(cfg.options, sort_keys=True, default=str)),
+            "frames_version": FRAMES_VERSION,
+        }
+
+    def _open_cache(self, prep: Prepared) -> frame_cache.FrameCache:
+        cfg = self.cfg
+        settings = self.cache_settings(prep)
+        h, w = self.hw
+        tag = f"{cfg.name}-{self.split}-T{cfg.T}-{h}x{w}-{cfg.binning}-{cfg.norm}"
+        root_tag = hashlib.sha256(settings["root"].encode()).hexdigest()[:6]
+        path = cfg.cache_path / f"{tag}-{root_tag}.npy"
+        shape = (len(self.items), cfg.T, 2, h, w)
+        return frame_cache.FrameCache(
+            path, settings, _fingerprint(self.items), shape, self.decode
+        )
+
+    def decode(self, i: int) -> np.ndarray:
+        """Frames of sample i computed from its events (no cache, no augmentation)."""
+        from tmkt.events.frames import events_to_frames
+
+        it = self.items[i]
+        try:
+            events, sensor = self._load(it)
+        except ValueError as e:
+            raise DatasetError(f"{it.path or it.ref}: cannot read events ({e})") from None
+        c = self.cfg
+        return events_to_frames(
+            events, sensor, c.T, size=self.hw, binning=c.binning, norm=c.norm
+        ).astype(np.float32, copy=False)
+
+    def frames(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frames of sample i (cached if enabled), augmented in the train split."""
+        x = self.cache[i] if self.cache is not None else self.decode(i)
+        if self.augment is not None:
+            x = self.augment(x, rng if rng is not None else self.rng(i))
+        return x
+
+    def set_epoch(self, epoch: int) -> None:
+        """Re-seed the random draws (augmentation) for an epoch."""
+        self.epoch = int(epoch)
+
+    def rng(self, i: int, salt: int = 0) -> np.random.Generator:
+        """The generator of sample i in the current epoch."""
+        return np.random.default_rng([self.cfg.seed, self.epoch, int(i), salt])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(self.frames(i)), self._targets[i]
+
+
+class StaticDataset(Dataset):
+    """Encoded static pictures `(static (T,2,H,W) float32 tensor, label int)` of one split."""
+
+    def __init__(
+        self, prep: Prepared, split: str, *, items: list[Item] | None = None
+    ) -> None:
+        _check_split(split)
+        cfg = prep.cfg
+        self.cfg, self.split = cfg, split
+        self.data_split = prep.split
+        self.classes = list(prep.classes)
+        self.items = prep.static_items(split) if items is None else items
+        if not self.items:
+            raise DatasetError(f"dataset {cfg.name!r}: split {split!r} holds no static picture")
+        self._load = prep.sources.load_static
+        self.hw = prep.frame_hw
+        self._targets = [self.classes.index(it.label) for it in self.items]
+        self.augment = None
+        if cfg.augment and split == "train":
+            self.augment = _static_augment()
+        self.epoch = 0
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """(2, H, W)."""
+        return (2, *self.hw)
+
+    @property
+    def targets(self) -> list[int]:
+        """Class index of every picture."""
+        return list(self._targets)
+
+    def encode(self, j: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Picture j as a (T, 2, H, W) float32 sequence (augmented in the train split)."""
+        from tmkt.static.encode import encode_static
+
+        it = self.items[j]
+        try:
+            img = np.asarray(self._load(it))
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{it.path or it.ref}: cannot read picture ({e})") from None
+        if self.augment is not None:
+            img = self.augment(img, rng if rng is not None else self.rng(j))
+        x = encode_static(img, self.cfg.T, self.hw, mode=self.cfg.static_encoding)
+        return np.asarray(x, dtype=np.float32)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Re-seed the random draws for an epoch."""
+        self.epoch = int(epoch)
+
+    def rng(self, j: int, salt: int = 0) -> np.random.Generator:
+        """The generator of picture j in the current epoch."""
+        return np.random.default_rng([self.cfg.seed, self.epoch, int(j), 1000 + salt])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(self.encode(j)), self._targets[j]
+
+
+class PairedDataset(Dataset):
+    """`(static (T,2,H,W), events (T,2,H,W), label)`: each recording with a same-class picture."""
+
+    def __init__(self, prep: Prepared, split: str) -> None:
+        cfg = prep.cfg
+        self.cfg, self.split = cfg, split
+        self.events = EventDataset(prep, split)
+        self.data_split = prep.split
+        self.classes = self.events.classes
+        pool = prep.static_items(split, limit=False)
+        self.static = StaticDataset(prep, split, items=pool)
+        self.pairing = cfg.pairing
+        self.epoch = 0
+        if cfg.pairing == "index":
+            self.partner = self._index_partners(prep, pool)
+        else:
+            self.pools = self._class_pools(pool)
+
+    def _class_pools(self, pool: list[Item]) -> dict[int, np.ndarray]:
+        by_class: dict[int, list[int]] = {}
+        for j, it in enumerate(pool):
+            by_class.setdefault(self.classes.index(it.label), []).append(j)
+        need = sorted(set(self.events.targets))
+        empty = [self.classes[c] for c in need if c not in by_class]
+        if empty:
+            raise DatasetError(
+                f"dataset {self.cfg.name!r}, split {self.split!r}: no static picture to pair "
+                f"with classes {empty}"
+            )
+        return {c: np.asarray(v) for c, v in by_class.items()}
+
+    def _index_partners(self, prep: Prepared, pool: list[Item]) -> np.ndarray:
+        if prep.sources.index_error:
+            raise DatasetError(f"pairing='index' is unavailable: {prep.sources.index_error}")
+        by_key = {it.key: j for j, it in enumerate(pool) if it.key is not None}
+        missing = [e for e in self.events.items if e.key not in by_key]
+        if missing:
+            names = ", ".join(str(e.path or e.ref) for e in missing[:5])
+            raise DatasetError(
+                f"pairing='index': {len(missing)} of {len(self.events.items)} recordings in "
+                f"split {self.split!r} have no known static picture (e.g. {names}); the "
+                "correspondence is only known where file names give it and the picture exists"
+            )
+        return np.asarray([by_key[e.key] for e in self.events.items])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """(2, H, W)."""
+        return self.events.in_shape
+
+    @property
+    def targets(self) -> list[int]:
+        """Class index of every sample."""
+        return self.events.targets
+
+    def set_epoch(self, epoch: int) -> None:
+        """Re-seed the pairing draws and augmentations for an epoch."""
+        self.epoch = int(epoch)
+        self.events.set_epoch(epoch)
+        self.static.set_epoch(epoch)
+
+    def partner_of(self, i: int) -> int:
+        """Index (into `self.static.items`) of the picture paired with sample i this epoch."""
+        if self.pairing == "index":
+            return int(self.partner[i])
+        pool = self.pools[self.events._targets[i]]
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 7])
+        return int(pool[rng.integers(len(pool))])
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        j = self.partner_of(i)
+        rng = self.events.rng(i, salt=3)
+        ev = self.events.frames(i, rng)
+        st = self.static.encode(j, self.static.rng(i, salt=3))
+        return torch.from_numpy(st), torch.from_numpy(ev), self.events._targets[i]
+
+
+def _event_augment() -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    from tmkt.events.augment import augment_frames
+
+    return augment_frames
+
+
+def _static_augment() -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    from tmkt.static.augment import augment_image
+
+    return augment_image
+
+
+def build_events(cfg: DataConfig, split: str) -> EventDataset:
+    """Event frames of a split (for evaluation and the event-only baseline)."""
+    _check_split(split)
+    return EventDataset(prepare(cfg), split)
+
+
+def build_static(cfg: DataConfig, split: str) -> StaticDataset:
+    """Encoded static pictures of a split (the finetune baseline's first phase)."""
+    _check_split(split)
+    return StaticDataset(prepare(cfg), split)
+
+
+def build_paired(cfg: DataConfig, split: str) -> PairedDataset:
+    """Paired (static, events, label) samples of a split (SPEC section 2)."""
+    _check_split(split)
+    return PairedDataset(prepare(cfg), split)
+
+
+def write_split(cfg: DataConfig, path: str | Path) -> Path:
+    """Save the split `cfg` gives (all three splits, events and pictures) as JSON."""
+    return save_split(prepare(cfg).split, path)
