@@ -1,0 +1,1 @@
+"""One reader per event file format; ``tmkt.events.io`` dispatches on the file extension."""

@@ -1,0 +1,154 @@
+"""Frames: exact counts, tonic's ToFrame as oracle, area-summing downsampling, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tonic.transforms
+
+from tmkt.events.frames import downsample_sum, events_to_frames
+from tmkt.events.io import make_events, read_events
+
+
+def _nmnist_files(shared_data: Path, n: int) -> list[Path]:
+    return sorted((shared_data / "N-MNIST").glob("Train/*/*.bin"))[:: 700 // n][:n]
+
+
+def _tonic_time_frames(events: np.ndarray, sensor: tuple[int, int], T: int) -> np.ndarray:
+    to_frame = tonic.transforms.ToFrame(sensor_size=(*sensor, 2), n_time_bins=T)
+    return to_frame(events.copy())
+
+
+def test_known_events_land_in_known_cells() -> None:
+    # t = 0..99 over T = 4 bins of 25 us; channel 0 OFF, 1 ON; (x, y) -> [y, x]
+    t = np.array([0, 10, 30, 60, 99])
+    events = make_events(t, [1, 2, 0, 3, 4], [0, 1, 2, 2, 1], [1, 0, 1, 1, 0])
+    frames = events_to_frames(events, (5, 3), 4)
+    assert frames.shape == (4, 2, 3, 5) and frames.dtype == np.float32
+    expected = np.zeros_like(frames)
+    expected[0, 1, 0, 1] = 1
+    expected[0, 0, 1, 2] = 1
+    expected[1, 1, 2, 0] = 1
+    expected[2, 1, 2, 3] = 1
+    expected[3, 0, 1, 4] = 1  # the last event falls in the last (closed) bin
+    np.testing.assert_array_equal(frames, expected)
+    by_count = events_to_frames(events, (5, 3), 5, binning="count")
+    assert [int(f.sum()) for f in by_count] == [1, 1, 1, 1, 1]
+    assert by_count[4, 0, 1, 4] == 1
+
+
+def test_time_bins_match_tonic_on_real_files(shared_data: Path, fixtures_dir: Path) -> None:
+    """tonic floors the bin width and drops the tail; ours has exact edges and keeps it.
+
+    With the tail cut at t0 + T * floor(span / T) and one marker event placed exactly there,
+    both use the same edges; ours then equals tonic's frames plus the marker.
+    """
+    paths = [*_nmnist_files(shared_data, 20), fixtures_dir / "sample.aedat4"]
+    for T in (1, 7, 10):
+        for path in paths:
+            events, sensor = read_events(path)
+            ref = _tonic_time_frames(events, sensor, T)
+            t0 = int(events["t"][0])
+            end = t0 + T * ((int(events["t"][-1]) - t0) // T)
+            kept = events[events["t"] < end]
+            marker = make_events(np.array([end]), [0], [0], [0])
+            ours = events_to_frames(np.concatenate([kept, marker]), sensor, T)
+            ours[T - 1, 0, 0, 0] -= 1
+            np.testing.assert_array_equal(ours, ref.astype(np.float32), err_msg=str(path))
+            full = events_to_frames(events, sensor, T)
+            assert full.sum() == len(events) > ref.sum()  # tonic drops the last event(s)
+
+
+def test_count_bins_match_tonic(shared_data: Path) -> None:
+    for path in _nmnist_files(shared_data, 10):
+        events, sensor = read_events(path)
+        T = 10
+        ref = tonic.transforms.ToFrame(sensor_size=(*sensor, 2), n_event_bins=T)(events.copy())
+        ours = events_to_frames(events[: len(events) // T * T], sensor, T, binning="count")
+        np.testing.assert_array_equal(ours, ref.astype(np.float32))
+
+
+@pytest.mark.parametrize("size", [None, 34, (17, 17), (20, 25), (33, 7), (1, 1)])
+@pytest.mark.parametrize("binning", ["time", "count"])
+def test_counts_conserved_exactly(shared_data: Path, size, binning: str) -> None:
+    for path in _nmnist_files(shared_data, 5):
+        events, sensor = read_events(path)
+        frames = events_to_frames(events, sensor, 10, size=size, binning=binning)
+        assert frames.sum() == len(events)
+        on = frames[:, 1].sum()
+        assert on == np.count_nonzero(events["p"])
+
+
+@pytest.mark.parametrize("size", [(48, 48), (17, 23), (240, 320), (7, 300)])
+def test_downsample_routes_agree_and_match_loop(fixtures_dir: Path, size) -> None:
+    events, sensor = read_events(fixtures_dir / "sample.aedat4")
+    full = events_to_frames(events, sensor, 3)
+    direct = events_to_frames(events, sensor, 3, size=size)
+    np.testing.assert_array_equal(downsample_sum(full, size), direct)
+    assert direct.sum() == len(events)
+    # brute force: every source pixel added to floor(i * out / in)
+    h_out, w_out = size
+    loop = np.zeros((3, 2, h_out, w_out), dtype=np.float64)
+    rows = np.arange(240) * h_out // 240
+    cols = np.arange(320) * w_out // 320
+    for i in range(240):
+        np.add.at(loop[:, :, rows[i]], (slice(None), slice(None), cols), full[:, :, i])
+    np.testing.assert_array_equal(direct, loop.astype(np.float32))
+
+
+def test_downsample_sum_integer_factor_is_block_sum() -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 5, size=(2, 2, 6, 8)).astype(np.float32)
+    blocks = frames.reshape(2, 2, 3, 2, 4, 2).sum(axis=(3, 5))
+    np.testing.assert_array_equal(downsample_sum(frames, (3, 4)), blocks)
+    same = downsample_sum(frames, (6, 8))
+    np.testing.assert_array_equal(same, frames)
+    assert same is not frames
+
+
+def test_norms() -> None:
+    events = make_events(np.zeros(5, dtype=np.int64), [0, 0, 0, 1, 1], [0] * 5, [1] * 5)
+    counts = events_to_frames(events, (2, 1), 1)
+    assert counts[0, 1, 0].tolist() == [3.0, 2.0]
+    logged = events_to_frames(events, (2, 1), 1, norm="log1p")
+    np.testing.assert_allclose(logged[0, 1, 0], np.log1p([3.0, 2.0]).astype(np.float32))
+    clipped = events_to_frames(events, (2, 1), 1, norm="clip")
+    assert clipped[0, 1, 0].tolist() == [1.0, 1.0]
+    assert events_to_frames(events, (2, 1), 1, norm="clip", clip_max=2.5)[0, 1, 0].tolist() == [
+        2.5,
+        2.0,
+    ]
+
+
+@pytest.mark.parametrize("norm", ["none", "log1p", "clip"])
+@pytest.mark.parametrize("binning", ["time", "count"])
+def test_empty_recording_gives_zero_frames(norm: str, binning: str) -> None:
+    empty = make_events(*(np.zeros(0, dtype=np.int64),) * 4)
+    frames = events_to_frames(empty, (34, 34), 10, size=(17, 17), binning=binning, norm=norm)
+    assert frames.shape == (10, 2, 17, 17) and frames.dtype == np.float32
+    assert not np.isnan(frames).any() and not frames.any()
+
+
+def test_single_timestamp_goes_to_first_bin() -> None:
+    events = make_events(np.full(3, 42), [0, 1, 2], [0, 0, 0], [0, 1, 1])
+    frames = events_to_frames(events, (3, 1), 4)
+    assert frames[0].sum() == 3 and frames[1:].sum() == 0
+
+
+def test_bad_input_is_refused() -> None:
+    events = make_events(np.array([0, 5]), [0, 40], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="outside the 34x34 sensor"):
+        events_to_frames(events, (34, 34), 2)
+    ok = events[:1]
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        events_to_frames(ok, (34, 34), 0)
+    with pytest.raises(ValueError, match="never\\s+upsampled"):
+        events_to_frames(ok, (34, 34), 2, size=(48, 48))
+    with pytest.raises(ValueError, match="binning must be one of"):
+        events_to_frames(ok, (34, 34), 2, binning="rate")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        events_to_frames(ok, (34, 34), 2, norm="minmax")
+    with pytest.raises(ValueError, match="structured array with t, x, y, p"):
+        events_to_frames(np.zeros((3, 4)), (34, 34), 2)
