@@ -88,3 +88,18 @@ def test_errors() -> None:
         gradient_variance(model, lambda batch: model(torch.tensor(batch[0])), _data(3, k=2))
     with pytest.raises(ValueError, match="require grad"):
         gradient_variance(model, _loss_fn(model), _data(3, k=2), params=[])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_numpy() -> None:
+    w, b = np.array([0.3, -1.2, 0.7]), 0.4
+    batches = _data(4, k=5)
+    model = _linear(w, b).cuda()
+
+    def fn(batch):
+        x, y = (torch.tensor(a, device="cuda") for a in batch)
+        return 0.5 * ((model(x).squeeze(-1) - y) ** 2).mean()
+
+    res = gradient_variance(model, fn, batches)
+    g = _np_grads(w, b, batches)
+    assert res.trace_cov == pytest.approx(np.trace(np.cov(g, rowvar=False, ddof=1)), rel=1e-8)

@@ -69,3 +69,11 @@ def test_heads_learn_separable_targets() -> None:
         # sigmoid(linear) cannot be exactly linear in rho; it must still track it closely.
         assert torch.corrcoef(torch.stack([pred, rho]))[0, 1].item() > 0.98
         assert ((pred - rho) ** 2).mean().item() < 0.1 * rho.var().item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_heads_on_cuda() -> None:
+    feat = torch.randn(3, 4, 5, device="cuda")
+    assert MAGHead(5).cuda()(feat).shape == (3, 4)
+    rho = MRPHead(5, hidden=4).cuda()(feat)
+    assert rho.is_cuda and rho.shape == (4,)

@@ -182,3 +182,29 @@ def test_mrp_loss_kinds() -> None:
         mrp_loss(torch.tensor(pred), torch.tensor(target), kind="l1")
     with pytest.raises(ValueError, match="B"):
         mrp_loss(torch.tensor(pred), torch.tensor(target[:3]))
+
+
+def test_cka_half_precision_is_computed_in_float32() -> None:
+    rng = np.random.default_rng(8)
+    f = rng.normal(size=(8, 300)) * 30  # Gram entries ~ 3e5 overflow float16 (max 65504)
+    g = f @ rng.normal(size=(300, 20))
+    got = linear_cka(torch.tensor(f).half(), torch.tensor(g).half())
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(_np_cka(f, g), abs=1e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_losses_on_cuda_match_cpu() -> None:
+    torch.manual_seed(0)
+    logits, y = torch.randn(4, 6, 5), torch.randint(0, 5, (6,))
+    w = torch.rand(4)
+    cpu = tet_loss(logits, y, step_weights=w)
+    gpu = tet_loss(logits.cuda(), y.cuda(), step_weights=w.cuda())
+    assert gpu.is_cuda and gpu.item() == pytest.approx(cpu.item(), rel=1e-5)
+    src, evt = torch.randn(4, 6, 10), torch.randn(4, 6, 7)
+    dom = DomainLoss(4)
+    loss_cpu, _ = dom(src, evt)
+    loss_gpu, s = dom.cuda()(src.cuda(), evt.cuda())
+    assert s.is_cuda and loss_gpu.item() == pytest.approx(loss_cpu.item(), rel=1e-4)
+    mag = mag_loss(torch.randn(4, 6).cuda(), torch.ones(6, 4).cuda())
+    assert mag.is_cuda and torch.isfinite(mag)

@@ -12,6 +12,7 @@ from torch import nn
 __all__ = ["DomainLoss", "linear_cka", "mag_loss", "mrp_loss", "tet_loss"]
 
 _CKA_EPS = 1e-7
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TINY = 1e-30  # keeps the gradient of a norm finite when a centred Gram matrix is exactly zero
 
 
@@ -62,13 +63,13 @@ def linear_cka(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
     if feat_a.dim() < 2 or feat_b.dim() < 2:
         raise ValueError("features must be [B, D, ...]")
     if feat_a.shape[0] != feat_b.shape[0]:
-        raise ValueError(
-            f"batch sizes differ: {feat_a.shape[0]} and {feat_b.shape[0]}"
-        )
+        raise ValueError(f"batch sizes differ: {feat_a.shape[0]} and {feat_b.shape[0]}")
     if feat_a.shape[0] == 0:
         raise ValueError("linear_cka needs at least one sample")
     fa = feat_a.reshape(feat_a.shape[0], -1)
     fb = feat_b.reshape(feat_b.shape[0], -1)
+    if fa.dtype in _LOW_PRECISION or fb.dtype in _LOW_PRECISION:
+        fa, fb = fa.float(), fb.float()  # Gram entries overflow float16 (and lose bfloat16 bits)
     fa = fa - fa.mean(dim=0, keepdim=True)
     fb = fb - fb.mean(dim=0, keepdim=True)
     kc = fa @ fa.T
