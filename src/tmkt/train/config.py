@@ -1,0 +1,382 @@
+"""Run configuration: nested dataclasses, YAML loading, typed dotted overrides, validation.
+
+`Config.from_dict` rejects unknown keys with the list of valid ones; `apply_overrides(cfg,
+["optim.lr=0.01", "data.size=[48,48]"])` types each value by the target field's annotation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tmkt.datasets.config import DataConfig
+
+AMP_MODES = ("none", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+TWO_STREAM_MODES = ("separate", "concat")
+MRP_LOSSES = ("mse", "bce")
+SCHEDULES = ("power", "constant", "linear")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names the key and valid choices."""
+
+
+@dataclass
+class ModelConfig:
+    """Network choice and LIF neuron settings (SPEC §7 defaults)."""
+
+    name: str = "cnn_small"
+    width: float = 1.0
+    tau: float = 2.0
+    v_threshold: float = 0.5
+    reset: str = "hard"
+    detach_reset: bool = True
+    surrogate: str = "triangle"
+    alpha: float = 2.0
+
+    def neuron_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments forwarded to `build_model` for the neurons."""
+        return {
+            "tau": self.tau,
+            "v_threshold": self.v_threshold,
+            "reset": self.reset,
+            "detach_reset": self.detach_reset,
+            "surrogate": self.surrogate,
+            "alpha": self.alpha,
+        }
+
+
+@dataclass
+class MethodConfig:
+    """Training method and its loss weights; [ours] choices are marked in the field comments."""
+
+    name: str = "tmkt"
+    beta: float = 0.5  # weight of the CKA domain loss [He, paper]
+    lambda_mag: float = 0.1  # [ours]
+    lambda_mrp: float = 0.1  # [ours]
+    mrp_loss: str = "mse"  # [ours] mse | bce
+    tet_lambda: float = 1e-3  # [He]
+    tet_phi: float = 0.5  # [He] (= firing threshold)
+    schedule: str = "power"  # r_m (tmkt) or P (sliding) over progress [ours: power k=3 as He]
+    schedule_k: float = 3.0
+    schedule_value: float = 0.5  # r_m for schedule "constant"
+    cka_init: float = 1.0  # c_t initial value, s_t = sigmoid(c_t) [He]
+    detach_step_weights: bool = False  # [ours] weights (1 - s_t) carry gradient as in He's code
+    two_stream: str = "separate"  # separate passes through shared BN [He] | concat (one batch)
+    finetune_static_epochs: int | None = None  # finetune: static-phase epochs (None: half)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay, stepped per iteration (He et al.'s recipe)."""
+
+    lr: float | None = None  # absolute lr; None: lr_per_1024 * batch_size / 1024
+    lr_per_1024: float = 5e-3
+    weight_decay: float = 0.01
+    warmup_epochs: float = 5.0
+    epochs: int = 300
+    batch_size: int = 120  # global batch (split across DDP ranks)
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = None
+
+    def resolved_lr(self) -> float:
+        """The learning rate actually used."""
+        return self.lr if self.lr is not None else self.lr_per_1024 * self.batch_size / 1024
+
+
+@dataclass
+class TrainConfig:
+    """Run settings: seed, device, precision, output and quick-run limits."""
+
+    seed: int = 42
+    device: str = "auto"
+    num_workers: int = 0
+    amp: str = "none"
+    compile: bool = False
+    out_dir: str = "runs"
+    run_name: str | None = None  # None: <method>_s<seed>
+    eval_every: int = 1
+    max_steps_per_epoch: int | None = None
+    max_eval_batches: int | None = None
+    eval_batch_size: int | None = None  # None: the training batch size
+    drop_last: bool = True
+    progress: bool = True
+    tensorboard: bool = True
+    plots: bool = True
+    sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm (GPU only)
+
+
+@dataclass
+class ExperimentConfig:
+    """Methods x seeds grid for `tmkt experiment`; `quick` holds dotted overrides for --quick."""
+
+    name: str = "experiment"
+    methods: list[str] = field(default_factory=lambda: ["tmkt", "dvs"])
+    seeds: list[int] = field(default_factory=lambda: [42])
+    quick: dict[str, Any] = field(
+        default_factory=lambda: {"optim.epochs": 2, "train.max_steps_per_epoch": 4}
+    )
+
+
+@dataclass
+class Config:
+    """The whole run configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Config:
+        """Build and validate from a nested mapping; unknown keys raise ConfigError."""
+        cfg = _build(cls, d or {}, "")
+        validate(cfg)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists, str paths): safe for YAML/JSON and checkpoints."""
+        return _plain(self)
+
+    def to_json(self) -> str:
+        """The config as a JSON string (stored in checkpoints)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, s: str) -> Config:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(s))
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load YAML (or defaults when `path` is None), then apply dotted `key=value` overrides."""
+    d: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        d = loaded or {}
+    return apply_overrides(Config.from_dict(d), overrides or [])
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
+    """A new Config with dotted overrides applied (`"a.b=v"` strings or a {"a.b": v} dict).
+
+    String values are parsed as YAML scalars/lists and coerced to the field's type.
+    """
+    d = cfg.to_dict()
+    items = overrides.items() if isinstance(overrides, dict) else map(_split_kv, overrides)
+    for key, raw in items:
+        parts = key.split(".")
+        tp, target = _field_type(Config, parts, key), d
+        for part in parts[:-1]:
+            target = target[part]
+        value = _parse(raw) if isinstance(raw, str) else raw
+        target[parts[-1]] = _coerce(value, tp, key)
+    return Config.from_dict(d)
+
+
+def validate(cfg: Config) -> None:
+    """Check value ranges and choices; ConfigError names the key."""
+    _choice("train.amp", cfg.train.amp, AMP_MODES)
+    _choice("train.device", cfg.train.device, DEVICES)
+    _choice("method.two_stream", cfg.method.two_stream, TWO_STREAM_MODES)
+    _choice("method.mrp_loss", cfg.method.mrp_loss, MRP_LOSSES)
+    _choice("method.schedule", cfg.method.schedule, SCHEDULES)
+    from tmkt.train.methods import METHODS  # late: methods import this module
+
+    _choice("method.name", cfg.method.name, tuple(METHODS.names()))
+    for experiment_method in cfg.experiment.methods:
+        _choice("experiment.methods", experiment_method, tuple(METHODS.names()))
+    positive = {
+        "optim.epochs": cfg.optim.epochs,
+        "optim.batch_size": cfg.optim.batch_size,
+        "train.eval_every": cfg.train.eval_every,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{key} must be >= 1, got {v}")
+    if cfg.optim.warmup_epochs < 0 or cfg.optim.weight_decay < 0:
+        raise ConfigError("optim.warmup_epochs and optim.weight_decay must be >= 0")
+    if cfg.optim.lr is not None and cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    if cfg.train.max_steps_per_epoch is not None and cfg.train.max_steps_per_epoch < 1:
+        raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
+    if cfg.train.num_workers < 0:
+        raise ConfigError("train.num_workers must be >= 0")
+    fse = cfg.method.finetune_static_epochs
+    if fse is not None and not 0 <= fse <= cfg.optim.epochs:
+        raise ConfigError(
+            f"method.finetune_static_epochs must be in 0..optim.epochs={cfg.optim.epochs}, "
+            f"got {fse}"
+        )
+    if not cfg.experiment.seeds:
+        raise ConfigError("experiment.seeds must list at least one seed")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key} must be one of: {', '.join(valid)}; got {value!r}")
+
+
+def _split_kv(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.sub=value")
+    key, value = item.split("=", 1)
+    return key.strip(), value
+
+
+def _parse(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _section_fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _field_type(cls: type, parts: list[str], key: str) -> Any:
+    tp: Any = cls
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(tp):
+            where = ".".join(parts[:i])
+            raise ConfigError(f"{where} is not a section; cannot set {key!r}")
+        hints = _section_fields(tp)
+        if part not in hints:
+            where = ".".join(parts[:i]) or "top level"
+            raise ConfigError(
+                f"unknown config key {key!r}; valid keys in {where}: {', '.join(hints)}"
+            )
+        tp = hints[part]
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{key!r} is a section; set one of its keys, e.g. {key}.<name>=...")
+    return tp
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"section {prefix or 'top level'} must be a mapping, got {d!r}")
+    hints = _section_fields(cls)
+    unknown = sorted(set(d) - set(hints))
+    if unknown:
+        where = prefix.rstrip(".") or "top level"
+        raise ConfigError(
+            f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys in {where}: "
+            f"{', '.join(hints)}"
+        )
+    kwargs = {}
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, tp, prefix + name)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {e}") from None
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert `value` to annotation `tp`; ConfigError naming `key` on mismatch."""
+    origin = typing.get_origin(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{key} may not be null")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: bad value {value!r}")
+    if value is None:
+        raise ConfigError(f"{key} may not be null")
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key} must have {len(args)} items, got {value!r}")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, key) for v in value]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "5e-3" as a string
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return str(value)
+        raise ConfigError(f"{key} must be a path, got {value!r}")
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

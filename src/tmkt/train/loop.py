@@ -1,0 +1,481 @@
+"""The training loop: `train(cfg)` runs one method on one seed, resumable bit for bit on CPU.
+
+Per epoch: train (DistributedSampler, one DDP-wrapped method), validate on the validation split
+(rank 0), log, checkpoint `last.pt` and, when validation top-1 improves, `best.pt`. At the end:
+plots and a test evaluation of the best-on-validation weights (and of the last ones) in
+`results.json`. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from tmkt.train import distributed as D
+from tmkt.train.checkpoint import (
+    load_checkpoint,
+    resolve_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from tmkt.train.config import Config, ConfigError, save_config
+from tmkt.train.evaluate import autocast_context, evaluate
+from tmkt.train.logging import MetricsLogger, Progress
+from tmkt.train.methods import Batch, Method, build_method
+from tmkt.train.plots import save_plots
+
+DataFn = Callable[[Any, str, str], Dataset]  # (DataConfig, kind "paired"|"events", split)
+ModelFn = Callable[[Any, int, tuple[int, int, int]], nn.Module]  # (ModelConfig, K, in_shape)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the message names the step, the terms and the checkpoint."""
+
+
+@dataclass
+class RunResult:
+    """What `train` returns (rank 0 also has it on disk)."""
+
+    out_dir: Path | None
+    history: list[dict[str, Any]]
+    best_val: float
+    best_epoch: int
+    test: dict[str, Any] | None = None
+    test_last: dict[str, Any] | None = None
+    model_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    aux_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    finished: bool = True
+
+
+def default_data_fn(data_cfg: Any, kind: str, split: str) -> Dataset:
+    """Datasets from `tmkt.datasets`: paired (static, events, label) or events (events, label)."""
+    from tmkt import datasets
+
+    if kind == "paired":
+        return datasets.build_paired(data_cfg, split)
+    return datasets.build_events(data_cfg, split)
+
+
+def default_model_fn(model_cfg: Any, num_classes: int, in_shape: tuple[int, int, int]):
+    """A network from `tmkt.models.build_model`."""
+    from tmkt.models import build_model
+
+    return build_model(
+        model_cfg.name, num_classes, in_shape=tuple(in_shape), width=model_cfg.width,
+        **model_cfg.neuron_kwargs(),
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def dataset_meta(ds: Dataset) -> tuple[list[str], tuple[int, int, int]]:
+    """Class names and per-frame input shape (C, H, W) of a dataset."""
+    classes = [str(c) for c in ds.classes]
+    in_shape = getattr(ds, "in_shape", None)
+    if in_shape is None:
+        in_shape = tuple(ds[0][-2].shape[1:])
+    return classes, tuple(int(v) for v in in_shape)
+
+
+def lr_lambda(total_iters: int, warmup_iters: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up to 1, then cosine decay to `min_ratio`, per iteration."""
+
+    def f(it: int) -> float:
+        if it < warmup_iters:
+            return (it + 1) / warmup_iters
+        span = max(1, total_iters - warmup_iters)
+        t = min(1.0, (it - warmup_iters) / span)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+def _to_batch(raw: Any, kind: str) -> Batch:
+    if kind == "paired":
+        static, events, label = raw
+        return Batch(label=torch.as_tensor(label), events=events, static=static)
+    events, label = raw[-2], raw[-1]
+    return Batch(label=torch.as_tensor(label), events=events)
+
+
+def _loader(
+    ds: Dataset, batch: int, *, shuffle: bool, seed: int, epoch: int, info: D.DistInfo,
+    workers: int, drop_last: bool, pin: bool,
+) -> DataLoader:
+    sampler = DistributedSampler(
+        ds, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed
+    )
+    sampler.set_epoch(epoch)
+    gen = torch.Generator()
+    gen.manual_seed(seed * 100_003 + epoch)
+    drop = drop_last and len(sampler) >= batch
+    return DataLoader(
+        ds, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=drop,
+        generator=gen, pin_memory=pin,
+    )
+
+
+def _eval_loader(ds: Dataset, batch: int, workers: int) -> DataLoader:
+    return DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers)
+
+
+class Trainer:
+    """Holds the run's state; `fit()` trains to the configured number of epochs."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        out_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+        data_fn: DataFn | None = None,
+        model_fn: ModelFn | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.data_fn = data_fn or default_data_fn
+        self.model_fn = model_fn or default_model_fn
+        info0 = D.env_dist_info()
+        self.device = D.resolve_device(cfg.train.device, info0)
+        self.info = D.init_distributed(self.device)
+        if cfg.optim.batch_size % self.info.world_size:
+            raise ConfigError(
+                f"optim.batch_size={cfg.optim.batch_size} must be divisible by the "
+                f"{self.info.world_size} ranks"
+            )
+        if cfg.train.amp != "none" and self.device.type != "cuda":
+            raise ConfigError(f"train.amp={cfg.train.amp} needs a CUDA device")
+        self.batch = cfg.optim.batch_size // self.info.world_size
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        seed_everything(cfg.train.seed)
+
+        self._train_ds: dict[str, Dataset] = {}
+        val_ds = self.data_fn(cfg.data, "events", "val")
+        self.classes, self.in_shape = dataset_meta(val_ds)
+        self.val_ds = val_ds
+        model = self.model_fn(cfg.model, len(self.classes), self.in_shape)
+        self.raw_model = model.to(self.device)
+        self.method: Method = build_method(cfg.method, self.raw_model, cfg.data.T, cfg.optim.epochs)
+        self.method.to(self.device)
+        if cfg.train.sync_bn and self.info.enabled and self.device.type == "cuda":
+            self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+            self.raw_model = self.method.model
+        if cfg.train.compile:
+            self.method.model = torch.compile(self.raw_model)
+        self.ddp: nn.Module = self.method
+        if self.info.enabled:
+            self.ddp = DDP(
+                self.method,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=not self.method.uses_all_params,
+            )
+
+        # steps per epoch (events and paired loaders index the same event samples)
+        self.steps = [self._steps_in(e) for e in range(cfg.optim.epochs)]
+        self.total_iters = max(1, sum(self.steps))
+        warm = round(self.total_iters * min(cfg.optim.warmup_epochs, cfg.optim.epochs)
+                     / cfg.optim.epochs)
+        self.optimizer = torch.optim.AdamW(
+            self.method.parameters(), lr=cfg.optim.resolved_lr(),
+            weight_decay=cfg.optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(self.total_iters, warm, cfg.optim.min_lr_ratio)
+        )
+        self.scaler = torch.amp.GradScaler(enabled=cfg.train.amp == "fp16")
+        self.epoch = 0
+        self.iteration = 0
+        self.best_val = -1.0
+        self.best_epoch = 0
+        history: list[dict[str, Any]] = []
+        if resume is not None:
+            history = self._restore(resume)
+        self.logger = MetricsLogger(
+            self.out_dir, enabled=self.info.is_main, tensorboard=cfg.train.tensorboard,
+            history=history,
+        )
+        if self.info.is_main and self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+
+    # --- data ----------------------------------------------------------------------------
+
+    def train_dataset(self, kind: str) -> Dataset:
+        """The training dataset of `kind` (built once)."""
+        if kind not in self._train_ds:
+            ds = self.data_fn(self.cfg.data, kind, "train")
+            classes, _ = dataset_meta(ds)
+            if classes != self.classes:
+                raise ValueError(
+                    f"train and val class lists differ: {classes[:5]}... vs {self.classes[:5]}..."
+                )
+            self._train_ds[kind] = ds
+        return self._train_ds[kind]
+
+    def _steps_in(self, epoch: int) -> int:
+        ds = self.train_dataset(self.method.data_kind(epoch))
+        per_rank = math.ceil(len(ds) / self.info.world_size)
+        drop = self.cfg.train.drop_last and per_rank >= self.batch
+        n = per_rank // self.batch if drop else math.ceil(per_rank / self.batch)
+        if self.cfg.train.max_steps_per_epoch is not None:
+            n = min(n, self.cfg.train.max_steps_per_epoch)
+        return n
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume bit for bit (tensors, numbers, strings only)."""
+        return {
+            "config": self.cfg.to_json(),
+            "classes": list(self.classes),
+            "in_shape": list(self.in_shape),
+            "method": self.cfg.method.name,
+            "model": self.raw_model.state_dict(),
+            "aux": self.method.aux.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state({"method": self.method.generator}),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "history": self.logger.history,
+            "world_size": self.info.world_size,
+        }
+
+    def _restore(self, resume: str | Path) -> list[dict[str, Any]]:
+        path = resolve_checkpoint(resume)
+        st = load_checkpoint(path, map_location=self.device)
+        saved = json.loads(st["config"])
+        if saved.get("method", {}).get("name") != self.cfg.method.name:
+            raise ConfigError(
+                f"{path}: checkpoint is for method {saved['method']['name']!r}, "
+                f"config says {self.cfg.method.name!r}"
+            )
+        if list(st["classes"]) != self.classes or tuple(st["in_shape"]) != self.in_shape:
+            raise ValueError(f"{path}: classes or input shape differ from the dataset")
+        self.raw_model.load_state_dict(st["model"])
+        self.method.aux.load_state_dict(st["aux"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
+        set_rng_state(st["rng"], {"method": self.method.generator})
+        self.epoch, self.iteration = int(st["epoch"]), int(st["iteration"])
+        self.best_val, self.best_epoch = float(st["best_val"]), int(st["best_epoch"])
+        return list(st["history"])
+
+    def _save(self, name: str) -> Path | None:
+        if not self.info.is_main or self.out_dir is None:
+            return None
+        return save_checkpoint(self.state(), self.out_dir / name)
+
+    # --- training ------------------------------------------------------------------------
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch; returns mean loss terms, lr and throughput."""
+        cfg = self.cfg
+        self.method.begin_epoch(epoch)
+        self.method.generator.manual_seed(
+            (cfg.train.seed * 1_000_003 + epoch * 7919 + self.info.rank) % 2**63
+        )
+        kind = self.method.data_kind(epoch)
+        ds = self.train_dataset(kind)
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(epoch)
+        loader = _loader(
+            ds, self.batch, shuffle=True, seed=cfg.train.seed, epoch=epoch, info=self.info,
+            workers=cfg.train.num_workers, drop_last=cfg.train.drop_last,
+            pin=self.device.type == "cuda",
+        )
+        steps = self.steps[epoch]
+        self.ddp.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        t0 = time.perf_counter()
+        bar = Progress(loader, steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                       enabled=cfg.train.progress and self.info.is_main)
+        for step, raw in enumerate(bar):
+            if step >= steps:
+                break
+            batch = _to_batch(raw, kind).to(self.device)
+            progress = self.iteration / self.total_iters
+            with autocast_context(self.device, cfg.train.amp):
+                loss, terms = self.ddp(batch, progress)
+            self._check_finite(loss, terms, epoch, step)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.optim.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.iteration += 1
+            b = batch.size
+            seen += b
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * b
+            sps = seen * self.info.world_size / max(time.perf_counter() - t0, 1e-9)
+            bar.update(float(terms["loss"]), float(terms.get("acc", float("nan"))), sps)
+        bar.close()
+        dt = time.perf_counter() - t0
+        row = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        row["samples_per_s"] = seen * self.info.world_size / max(dt, 1e-9)
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        return row
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict, epoch: int, step: int) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).item() else 1.0])
+        if self.info.enabled:
+            bad = D.all_reduce_mean(bad.to(self.device), self.info).cpu()
+        if float(bad) == 0.0:
+            return
+        last = self.out_dir / "last.pt" if self.out_dir is not None else None
+        kept = str(last) if last is not None and last.exists() else "none (first epoch)"
+        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+        raise TrainingDiverged(
+            f"non-finite loss at epoch {epoch + 1}, step {step} (iteration {self.iteration}): "
+            f"{shown}; training stopped, last good checkpoint kept: {kept}"
+        )
+
+    def validate(self) -> dict[str, Any] | None:
+        """Validation metrics on rank 0 (None on other ranks)."""
+        if not self.info.is_main:
+            return None
+        bs = self.cfg.train.eval_batch_size or self.cfg.optim.batch_size
+        return evaluate(
+            self.raw_model, _eval_loader(self.val_ds, bs, self.cfg.train.num_workers),
+            self.device, classes=self.classes, amp=self.cfg.train.amp,
+            max_batches=self.cfg.train.max_eval_batches,
+        )
+
+    def fit(self, stop_after_epoch: int | None = None) -> RunResult:
+        """Train to `optim.epochs` (or stop after epoch `stop_after_epoch`, as if killed)."""
+        cfg = self.cfg
+        while self.epoch < cfg.optim.epochs:
+            e = self.epoch
+            row: dict[str, Any] = {"epoch": e + 1}
+            row.update(self.train_epoch(e))
+            row["progress"] = self.iteration / self.total_iters
+            self.epoch = e + 1
+            last_epoch = self.epoch == cfg.optim.epochs
+            if self.epoch % cfg.train.eval_every == 0 or last_epoch:
+                val = self.validate()
+                top1 = D.broadcast_float(val["top1"] if val else 0.0, self.info, self.device)
+                if val is not None:
+                    row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
+                if top1 > self.best_val:
+                    self.best_val, self.best_epoch = top1, self.epoch
+                    improved = True
+                else:
+                    improved = False
+            else:
+                improved = False
+            self.logger.log_epoch(row)
+            if improved:
+                self._save("best.pt")
+            self._save("last.pt")
+            D.barrier(self.info)
+            if stop_after_epoch is not None and self.epoch >= stop_after_epoch and not last_epoch:
+                self.logger.close()
+                return self._result(finished=False)
+        result = self._finish()
+        self.logger.close()
+        return result
+
+    def _result(self, finished: bool, **kw: Any) -> RunResult:
+        return RunResult(
+            out_dir=self.out_dir, history=list(self.logger.history), best_val=self.best_val,
+            best_epoch=self.best_epoch,
+            model_state={k: v.detach().clone() for k, v in self.raw_model.state_dict().items()},
+            aux_state={k: v.detach().clone() for k, v in self.method.aux.state_dict().items()},
+            finished=finished, **kw,
+        )
+
+    def _finish(self) -> RunResult:
+        test = test_last = None
+        if self.info.is_main:
+            test_ds = self.data_fn(self.cfg.data, "events", "test")
+            classes, _ = dataset_meta(test_ds)
+            if classes != self.classes:
+                raise ValueError("test split classes differ from the training classes")
+            bs = self.cfg.train.eval_batch_size or self.cfg.optim.batch_size
+            loader = _eval_loader(test_ds, bs, self.cfg.train.num_workers)
+            kw = {"classes": self.classes, "amp": self.cfg.train.amp, "firing_rates": True}
+            test_last = evaluate(self.raw_model, loader, self.device, **kw)
+            best_model = self.raw_model
+            best_path = self.out_dir / "best.pt" if self.out_dir is not None else None
+            if best_path is not None and best_path.exists():
+                best_model = copy.deepcopy(self.raw_model)
+                best_model.load_state_dict(load_checkpoint(best_path, self.device)["model"])
+            test = evaluate(best_model, loader, self.device, **kw)
+            if self.out_dir is not None:
+                self._write_results(test, test_last)
+        D.barrier(self.info)
+        return self._result(finished=True, test=test, test_last=test_last)
+
+    def _write_results(self, test: dict[str, Any], test_last: dict[str, Any]) -> None:
+        assert self.out_dir is not None
+        if self.cfg.train.plots:
+            sched = self.method.schedule_value if self.method.schedule_value(0.5) is not None \
+                else None
+            label = "P (replacement)" if self.cfg.method.name == "sliding" else "r_m"
+            save_plots(self.logger.history, self.out_dir, sched, label)
+        results = {
+            "method": self.cfg.method.name,
+            "seed": self.cfg.train.seed,
+            "dataset": self.cfg.data.name,
+            "model": self.cfg.model.name,
+            "epochs": self.cfg.optim.epochs,
+            "best_epoch": self.best_epoch,
+            "best_val_top1": self.best_val,
+            "test": test,
+            "test_last": test_last,
+            "selection": "best validation top-1 (test split never used for selection)",
+        }
+        tmp = self.out_dir / "results.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(self.out_dir / "results.json")
+
+
+def run_dir_for(cfg: Config) -> Path:
+    """Default run folder: `<train.out_dir>/<run_name or method_s<seed>>`."""
+    name = cfg.train.run_name or f"{cfg.method.name}_s{cfg.train.seed}"
+    return Path(cfg.train.out_dir) / name
+
+
+def train(
+    cfg: Config,
+    *,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    stop_after_epoch: int | None = None,
+    data_fn: DataFn | None = None,
+    model_fn: ModelFn | None = None,
+) -> RunResult:
+    """Train `cfg` into `out_dir` (default `run_dir_for(cfg)`); see `Trainer`."""
+    out = Path(out_dir) if out_dir is not None else run_dir_for(cfg)
+    trainer = Trainer(cfg, out_dir=out, resume=resume, data_fn=data_fn, model_fn=model_fn)
+    try:
+        return trainer.fit(stop_after_epoch=stop_after_epoch)
+    finally:
+        trainer.logger.close()

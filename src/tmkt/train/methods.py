@@ -1,0 +1,307 @@
+"""Training methods (SPEC §5-§6): each turns a batch into `(loss, terms)` for the trainer.
+
+A method is an `nn.Module` that owns the shared SNN (`.model`) and any method-only learnable parts
+(`.aux`: DomainLoss s_t, MAG and MRP heads), so one optimizer and one DDP wrapper cover all of it.
+Batches arrive loader-layout `[B, T, C, H, W]`; the method mixes there and does the one transpose
+to the networks' time-first layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from tmkt.registry import Registry
+from tmkt.train.config import MethodConfig
+from tmkt.transfer import losses, tsm
+from tmkt.transfer.heads import MAGHead, MRPHead
+from tmkt.transfer.schedules import build_schedule
+
+METHODS: Registry[Callable[..., Method]] = Registry("method")
+
+Terms = dict[str, torch.Tensor]
+
+
+@dataclass
+class Batch:
+    """One training batch in loader layout: static/events `[B,T,C,H,W]` (either may be None)."""
+
+    label: torch.Tensor
+    events: torch.Tensor | None = None
+    static: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        """Move every tensor to `device` (non-blocking)."""
+
+        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return Batch(label=mv(self.label), events=mv(self.events), static=mv(self.static))
+
+    @property
+    def size(self) -> int:
+        """Number of samples."""
+        return int(self.label.shape[0])
+
+
+def time_first(x: torch.Tensor) -> torch.Tensor:
+    """`[B,T,...]` -> `[T,B,...]` (contiguous)."""
+    return x.transpose(0, 1).contiguous()
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy of time-averaged logits `[T,B,K]` (a detached 0-d tensor)."""
+    return (logits.detach().mean(0).argmax(-1) == y).float().mean()
+
+
+class Method(nn.Module):
+    """Base class: `forward(batch, progress) -> (loss, terms)`; `loss` is an alias.
+
+    `data_kind(epoch)` says which training data the trainer must load: "events" (event frames
+    only) or "paired" (static + events). `uses_all_params` tells DDP whether every parameter
+    receives a gradient each step.
+    """
+
+    name = "base"
+    uses_all_params = True
+
+    def __init__(self, model: nn.Module, cfg: MethodConfig, T: int, epochs: int = 1) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.T = T
+        self.epochs = epochs
+        self.aux = nn.ModuleDict()
+        self.generator = torch.Generator()  # CPU; seeded by the trainer (and checkpointed)
+        self.epoch = 0
+
+    def data_kind(self, epoch: int) -> str:
+        """"paired" or "events": what the training loader must yield in `epoch`."""
+        return "paired"
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch."""
+        self.epoch = epoch
+
+    def schedule_value(self, progress: float) -> float | None:
+        """The scheduled mix quantity (r_m or P) at `progress`, if the method has one."""
+        return None
+
+    def tet(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None):
+        """TET loss with the configured lambda and phi."""
+        return losses.tet_loss(
+            logits.float(), y, lam=self.cfg.tet_lambda, phi=self.cfg.tet_phi, step_weights=w
+        )
+
+    def loss(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        """Total loss and a dict of detached terms (for logging)."""
+        return self(batch, progress)
+
+    def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        raise NotImplementedError
+
+
+@METHODS.register("dvs")
+class DVSMethod(Method):
+    """Event data only, single stream, event head, TET loss."""
+
+    name = "dvs"
+    uses_all_params = False  # the source head is unused
+
+    def data_kind(self, epoch: int) -> str:
+        return "events"
+
+    def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        if batch.events is None:
+            raise ValueError("method 'dvs' needs event frames in the batch")
+        out = self.model(time_first(batch.events))
+        loss = self.tet(out.logits_evt, batch.label)
+        return loss, {"loss": loss.detach(), "l_evt": loss.detach(),
+                      "acc": accuracy(out.logits_evt, batch.label)}
+
+
+@METHODS.register("finetune")
+class FinetuneMethod(Method):
+    """Two phases: static sequences for `finetune_static_epochs` (default half), then events.
+
+    Both phases train the event head (one classifier throughout; the test uses it).
+    """
+
+    name = "finetune"
+    uses_all_params = False
+
+    @property
+    def static_epochs(self) -> int:
+        """Epochs of the static phase."""
+        n = self.cfg.finetune_static_epochs
+        return self.epochs // 2 if n is None else n
+
+    def data_kind(self, epoch: int) -> str:
+        return "paired" if epoch < self.static_epochs else "events"
+
+    def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        static_phase = self.epoch < self.static_epochs
+        x = batch.static if static_phase else batch.events
+        if x is None:
+            raise ValueError(
+                f"method 'finetune' needs {'static' if static_phase else 'event'} frames"
+            )
+        out = self.model(time_first(x))
+        loss = self.tet(out.logits_evt, batch.label)
+        key = "l_static" if static_phase else "l_evt"
+        return loss, {"loss": loss.detach(), key: loss.detach(),
+                      "acc": accuracy(out.logits_evt, batch.label)}
+
+
+class TwoStreamMethod(Method):
+    """Source (mixed) stream + pure event stream through one shared SNN (He et al., TMKT).
+
+    L = L_src + L_evt + beta L_dom [+ lambda_mag L_MAG + lambda_mrp L_MRP]; the event stream's
+    per-step TET terms are weighted by (1 - s_t) when CKA alignment is on.
+    """
+
+    mixer = "sliding"
+    use_cka = True
+    use_mag = False
+    use_mrp = False
+
+    def __init__(self, model: nn.Module, cfg: MethodConfig, T: int, epochs: int = 1) -> None:
+        super().__init__(model, cfg, T, epochs)
+        kw: dict[str, Any] = {}
+        if cfg.schedule == "power":
+            kw["k"] = cfg.schedule_k
+        elif cfg.schedule == "constant":
+            kw["value"] = cfg.schedule_value
+        self.schedule = build_schedule(cfg.schedule, **kw)
+        if self.use_cka:
+            self.aux["domain"] = losses.DomainLoss(T, init=cfg.cka_init)
+        feat_dim = getattr(model, "feature_dim", None)
+        if (self.use_mag or self.use_mrp) and feat_dim is None:
+            raise ValueError(f"method {self.name!r} needs a model with `feature_dim`")
+        if self.use_mag:
+            self.aux["mag"] = MAGHead(feat_dim)
+        if self.use_mrp:
+            self.aux["mrp"] = MRPHead(feat_dim)
+
+    def schedule_value(self, progress: float) -> float:
+        return float(min(1.0, max(0.0, self.schedule(progress))))
+
+    def streams(self, x_src: torch.Tensor, x_evt: torch.Tensor):
+        """Run both `[T,B,...]` streams: two passes (shared BN statistics per stream, as He et
+        al.) or one concatenated batch (`two_stream: concat`, BN sees both streams at once)."""
+        if self.cfg.two_stream == "concat":
+            out = self.model(torch.cat([x_src, x_evt], dim=1))
+            b = x_src.shape[1]
+            return _slice_batch(out, slice(None, b)), _slice_batch(out, slice(b, None))
+        return self.model(x_src), self.model(x_evt)
+
+    def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        if batch.static is None or batch.events is None:
+            raise ValueError(f"method {self.name!r} needs paired static and event frames")
+        B, T = batch.events.shape[:2]
+        r = self.schedule_value(progress)
+        mask = tsm.sample_mask(self.mixer, B, T, r, self.generator)
+        mixed = tsm.mix_by_mask(batch.static, batch.events, mask.to(batch.events.device))
+        out_s, out_e = self.streams(time_first(mixed.x), time_first(batch.events))
+        y = batch.label
+        l_src = self.tet(out_s.logits_src, y)
+        terms: Terms = {"l_src": l_src.detach(), "r": torch.tensor(r)}
+        total = l_src
+        weights = None
+        if self.use_cka:
+            l_dom, s = self.aux["domain"](out_s.feat_cka.float(), out_e.feat_cka.float())
+            weights = 1.0 - (s.detach() if self.cfg.detach_step_weights else s)
+            total = total + self.cfg.beta * l_dom
+            terms["l_dom"] = l_dom.detach()
+            terms["s_mean"] = s.detach().mean()
+        l_evt = self.tet(out_e.logits_evt, y, weights)
+        total = total + l_evt
+        terms["l_evt"] = l_evt.detach()
+        if self.use_mag:
+            mag_logits = self.aux["mag"](out_s.feat_pool.float())  # [T,B]
+            l_mag = losses.mag_loss(mag_logits, mixed.mag_target)
+            total = total + self.cfg.lambda_mag * l_mag
+            pred = (mag_logits.detach() > 0).transpose(0, 1).float()
+            terms["l_mag"] = l_mag.detach()
+            terms["mag_err"] = (pred != mixed.mag_target).float().mean()
+        if self.use_mrp:
+            rho = self.aux["mrp"](out_s.feat_pool.float())  # [B]
+            l_mrp = losses.mrp_loss(rho, mixed.mrp_target, self.cfg.mrp_loss)
+            total = total + self.cfg.lambda_mrp * l_mrp
+            terms["l_mrp"] = l_mrp.detach()
+            terms["mrp_err"] = (rho.detach() - mixed.mrp_target).abs().mean()
+        terms["loss"] = total.detach()
+        terms["acc"] = accuracy(out_e.logits_evt, y)
+        terms["acc_src"] = accuracy(out_s.logits_src, y)
+        return total, terms
+
+
+def _slice_batch(out: Any, sl: slice) -> Any:
+    """Slice every `[T,B,...]` field of a NetOutput (NamedTuple or dataclass) along B."""
+    if dataclasses.is_dataclass(out):
+        return dataclasses.replace(
+            out, **{f.name: getattr(out, f.name)[:, sl] for f in dataclasses.fields(out)}
+        )
+    return type(out)(*(t[:, sl] for t in out))
+
+
+@METHODS.register("sliding")
+class SlidingMethod(TwoStreamMethod):
+    """He et al. (AAAI 2024): whole static sequence replaced by events with P = schedule."""
+
+    name = "sliding"
+    mixer = "sliding"
+
+
+@METHODS.register("tmkt")
+class TMKTMethod(TwoStreamMethod):
+    """TMKT: TSM-mixed source stream at r_m = schedule(progress), CKA, MAG and MRP."""
+
+    name = "tmkt"
+    mixer = "tsm"
+    use_mag = True
+    use_mrp = True
+
+
+@METHODS.register("tmkt_no_mag")
+class TMKTNoMAG(TMKTMethod):
+    """Ablation: TMKT without the MAG head/loss."""
+
+    name = "tmkt_no_mag"
+    use_mag = False
+
+
+@METHODS.register("tmkt_no_mrp")
+class TMKTNoMRP(TMKTMethod):
+    """Ablation: TMKT without the MRP head/loss."""
+
+    name = "tmkt_no_mrp"
+    use_mrp = False
+
+
+@METHODS.register("tmkt_no_cka")
+class TMKTNoCKA(TMKTMethod):
+    """Ablation: TMKT without CKA alignment (event-stream TET terms unweighted)."""
+
+    name = "tmkt_no_cka"
+    use_cka = False
+
+
+@METHODS.register("tmkt_untruncated")
+class TMKTUntruncated(TMKTMethod):
+    """Ablation: per-frame independent mixing at the same expected event fraction."""
+
+    name = "tmkt_untruncated"
+    mixer = "untruncated"
+
+
+def build_method(
+    cfg: MethodConfig, model: nn.Module, T: int, epochs: int = 1
+) -> Method:
+    """Instantiate the method named `cfg.name` (unknown names list the valid ones)."""
+    return METHODS.get(cfg.name)(model, cfg, T, epochs)

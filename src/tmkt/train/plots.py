@@ -1,0 +1,69 @@
+"""End-of-run PNG plots from the per-epoch history (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+_PLOTS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "loss.png": ("loss", [("train_loss", "train"), ("val_loss", "val")]),
+    "accuracy.png": ("accuracy", [("train_acc", "train (event head)"), ("val_top1", "val top-1")]),
+    "aux_errors.png": ("MAG / MRP error", [("train_mag_err", "MAG frame error"),
+                                           ("train_mrp_err", "MRP |rho - target|")]),
+}
+
+
+def save_plots(
+    history: list[dict[str, Any]],
+    out_dir: str | Path,
+    schedule: Callable[[float], float] | None = None,
+    schedule_label: str = "r_m",
+) -> list[Path]:
+    """Write loss, accuracy, schedule and MAG/MRP-error PNGs; returns the files written.
+
+    A plot whose columns are absent from the history (e.g. MAG error for `dvs`) is skipped.
+    `schedule` maps progress in [0,1] to the scheduled quantity (drawn as a curve).
+    """
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    epochs = [row["epoch"] for row in history]
+    for fname, (title, series) in _PLOTS.items():
+        present = [(k, lab) for k, lab in series if any(row.get(k) is not None for row in history)]
+        if not present:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for key, label in present:
+            xs = [e for e, row in zip(epochs, history, strict=True) if row.get(key) is not None]
+            ys = [row[key] for row in history if row.get(key) is not None]
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        written.append(out_dir / fname)
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    if schedule is not None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        xs = [i / 200 for i in range(201)]
+        ax.plot(xs, [schedule(x) for x in xs], label=f"{schedule_label} schedule")
+        seen = [(row["progress"], row["train_r"]) for row in history if "train_r" in row]
+        if seen:
+            ax.plot(*zip(*seen, strict=True), "o", ms=3, label="epoch mean (observed)")
+        ax.set_xlabel("training progress")
+        ax.set_ylabel(schedule_label)
+        ax.set_title(f"{schedule_label} schedule")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        written.append(out_dir / "schedule.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    return written
