@@ -1,8 +1,12 @@
 """tmkt.datasets: event + static datasets, pairing, splits, frame cache, downloads."""
 
-from tmkt.datasets import nmnist as _nmnist  # noqa: F401  (registers "nmnist")
+from tmkt.datasets import cifar10dvs as _cifar10dvs  # noqa: F401  (registers the families)
+from tmkt.datasets import folder as _folder  # noqa: F401
+from tmkt.datasets import ncaltech101 as _ncaltech101  # noqa: F401
+from tmkt.datasets import nmnist as _nmnist  # noqa: F401
 from tmkt.datasets.base import DatasetError, Item, Sources
 from tmkt.datasets.config import DataConfig
+from tmkt.datasets.download import download
 from tmkt.datasets.paired import (
     EventDataset,
     PairedDataset,
@@ -29,6 +33,7 @@ __all__ = [
     "build_events",
     "build_paired",
     "build_static",
+    "download",
     "get_sources",
     "load_split",
     "prepare",
