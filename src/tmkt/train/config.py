@@ -41,6 +41,7 @@ class ModelConfig:
     detach_reset: bool = True
     surrogate: str = "triangle"
     alpha: float = 2.0
+    bn_mode: str = "fold"  # SeqBatchNorm2d: fold T into the batch (tdBN-like) | per_step
 
     def neuron_kwargs(self) -> dict[str, Any]:
         """Keyword arguments forwarded to `build_model` for the neurons."""

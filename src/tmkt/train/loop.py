@@ -76,7 +76,7 @@ def default_model_fn(model_cfg: Any, num_classes: int, in_shape: tuple[int, int,
 
     return build_model(
         model_cfg.name, num_classes, in_shape=tuple(in_shape), width=model_cfg.width,
-        **model_cfg.neuron_kwargs(),
+        bn_mode=model_cfg.bn_mode, **model_cfg.neuron_kwargs(),
     )
 
 

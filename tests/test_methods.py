@@ -1,0 +1,205 @@
+"""Methods: registry errors, each method lowers its loss, mixing/terms semantics, evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from train_fakes import FakeOut, FakeSNN
+
+from tmkt.train.config import MethodConfig
+from tmkt.train.evaluate import evaluate
+from tmkt.train.methods import METHODS, Batch, build_method
+
+ALL = ["dvs", "finetune", "sliding", "tmkt", "tmkt_no_mag", "tmkt_no_mrp", "tmkt_no_cka",
+       "tmkt_untruncated"]
+T, B, K, HW = 4, 8, 4, (6, 6)
+
+
+def _batch(seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(B) % K
+    base = torch.zeros(B, 1, 2, *HW)
+    for i in range(B):
+        base[i, :, :, :, int(y[i])] = 1.0
+    static = base.expand(B, T, 2, *HW).clone()
+    events = (torch.rand(B, T, 2, *HW, generator=g) < 0.5 * base + 0.1).float()
+    return Batch(label=y, events=events, static=static)
+
+
+def test_registry_lists_all_methods() -> None:
+    assert set(ALL) <= set(METHODS.names())
+    with pytest.raises(ValueError, match="valid: .*dvs.*tmkt"):
+        build_method(MethodConfig(name="nope"), FakeSNN(K, (2, *HW)), T)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("progress", [0.3, 0.9])
+def test_each_method_lowers_its_loss(name: str, progress: float) -> None:
+    torch.manual_seed(0)
+    method = build_method(MethodConfig(name=name), FakeSNN(K, (2, *HW), bn=True), T, epochs=2)
+    method.begin_epoch(0 if progress < 0.5 else 1)  # finetune: static phase, then events
+    opt = torch.optim.AdamW(method.parameters(), lr=0.02)
+    batch = _batch()
+
+    def measure() -> float:
+        method.generator.manual_seed(123)  # same mixing draw for a fair comparison
+        with torch.no_grad():
+            loss, _ = method.loss(batch, progress)
+        return float(loss)
+
+    before = measure()
+    for step in range(15):
+        method.generator.manual_seed(step)
+        loss, terms = method.loss(batch, progress)
+        assert torch.isfinite(loss)
+        assert float(terms["loss"]) == pytest.approx(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = measure()
+    assert after < 0.8 * before, (name, before, after)
+
+
+class Recorder(nn.Module):
+    """Wraps a model and records every input it sees."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.seen = inner, []
+        self.feature_dim = inner.feature_dim
+
+    def forward(self, x: torch.Tensor) -> Any:
+        self.seen.append(x.detach().clone())
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("name", ["sliding", "tmkt", "tmkt_untruncated"])
+def test_source_stream_goes_from_static_to_events(name: str) -> None:
+    rec = Recorder(FakeSNN(K, (2, *HW)))
+    method = build_method(MethodConfig(name=name), rec, T)
+    batch = _batch()
+    method.loss(batch, 0.0)  # r = 0: pure static source stream
+    src, evt = rec.seen
+    assert torch.equal(src, batch.static.transpose(0, 1))
+    assert torch.equal(evt, batch.events.transpose(0, 1))
+    rec.seen.clear()
+    method.loss(batch, 1.0)  # r = 1: the source stream is all events
+    assert torch.equal(rec.seen[0], batch.events.transpose(0, 1))
+
+
+def test_tmkt_source_is_truncated_static_then_events() -> None:
+    rec = Recorder(FakeSNN(K, (2, *HW)))
+    method = build_method(MethodConfig(name="tmkt", schedule="constant", schedule_value=0.5),
+                          rec, T)
+    batch = _batch()
+    method.loss(batch, 0.5)
+    src = rec.seen[0].transpose(0, 1)  # [B,T,...]
+    is_evt = torch.tensor(
+        [[torch.equal(src[b, t], batch.events[b, t]) for t in range(T)] for b in range(B)]
+    )
+    is_static = torch.tensor(
+        [[torch.equal(src[b, t], batch.static[b, t]) for t in range(T)] for b in range(B)]
+    )
+    assert bool((is_evt | is_static).all())
+    for b in range(B):  # never switches back to static once events started
+        flags = is_evt[b] & ~is_static[b]
+        if flags.any():
+            first = int(flags.nonzero()[0])
+            assert bool(is_evt[b, first:].all())
+
+
+def test_terms_compose_the_total() -> None:
+    torch.manual_seed(1)
+    cfg = MethodConfig(name="tmkt", beta=0.5, lambda_mag=0.3, lambda_mrp=0.2)
+    method = build_method(cfg, FakeSNN(K, (2, *HW)), T)
+    loss, t = method.loss(_batch(), 0.6)
+    expect = t["l_src"] + t["l_evt"] + 0.5 * t["l_dom"] + 0.3 * t["l_mag"] + 0.2 * t["l_mrp"]
+    assert float(loss.detach()) == pytest.approx(float(expect), rel=1e-6)
+    assert 0.0 <= float(t["mag_err"]) <= 1.0 and 0.0 <= float(t["mrp_err"]) <= 1.0
+    assert float(t["r"]) == pytest.approx(0.6**3)
+
+
+@pytest.mark.parametrize(
+    ("name", "has", "lacks"),
+    [
+        ("sliding", {"l_dom"}, {"l_mag", "l_mrp"}),
+        ("tmkt_no_mag", {"l_dom", "l_mrp"}, {"l_mag"}),
+        ("tmkt_no_mrp", {"l_dom", "l_mag"}, {"l_mrp"}),
+        ("tmkt_no_cka", {"l_mag", "l_mrp"}, {"l_dom"}),
+        ("dvs", {"l_evt"}, {"l_src", "l_dom", "l_mag", "l_mrp"}),
+    ],
+)
+def test_ablations_drop_exactly_one_factor(name: str, has: set, lacks: set) -> None:
+    method = build_method(MethodConfig(name=name), FakeSNN(K, (2, *HW)), T)
+    _, terms = method.loss(_batch(), 0.5)
+    assert has <= set(terms) and not (lacks & set(terms))
+    assert ("domain" in method.aux) == ("l_dom" in has)
+
+
+def test_event_weights_are_one_minus_s() -> None:
+    torch.manual_seed(2)
+    model = FakeSNN(K, (2, *HW))
+    method = build_method(MethodConfig(name="sliding"), model, T)
+    with torch.no_grad():
+        method.aux["domain"].c.copy_(torch.tensor([-20.0, -20.0, 20.0, 20.0]))  # s = 0,0,1,1
+    batch = _batch()
+    _, terms = method.loss(batch, 0.0)
+    out = model(batch.events.transpose(0, 1))
+    from tmkt.transfer.losses import tet_loss
+
+    half = tet_loss(out.logits_evt[:2], batch.label) * 2 / 4  # steps 2,3 weigh ~0, still / T
+    assert float(terms["l_evt"]) == pytest.approx(float(half), rel=1e-4)
+
+
+def test_concat_streams_equal_separate_without_bn() -> None:
+    torch.manual_seed(3)
+    model = FakeSNN(K, (2, *HW), bn=False)
+    sep = build_method(MethodConfig(name="tmkt"), model, T)
+    cat = build_method(MethodConfig(name="tmkt", two_stream="concat"), model, T)
+    cat.aux.load_state_dict(sep.aux.state_dict())
+    batch = _batch()
+    sep.generator.manual_seed(5)
+    cat.generator.manual_seed(5)
+    l1, _ = sep.loss(batch, 0.5)
+    l2, _ = cat.loss(batch, 0.5)
+    assert float(l1) == pytest.approx(float(l2), rel=1e-5)
+
+
+def test_finetune_phases() -> None:
+    m = build_method(MethodConfig(name="finetune"), FakeSNN(K, (2, *HW)), T, epochs=6)
+    assert [m.data_kind(e) for e in range(6)] == ["paired"] * 3 + ["events"] * 3
+    m2 = build_method(MethodConfig(name="finetune", finetune_static_epochs=1),
+                      FakeSNN(K, (2, *HW)), T, epochs=6)
+    assert [m2.data_kind(e) for e in range(3)] == ["paired", "events", "events"]
+    with pytest.raises(ValueError, match="static"):
+        m.begin_epoch(0)
+        m.loss(Batch(label=torch.zeros(2, dtype=torch.long), events=torch.zeros(2, T, 2, *HW)), 0)
+
+
+class FixedLogits(nn.Module):
+    """Event head: class 0 wins at the last step, class 1 on the time average; the source
+    head always says class 2."""
+
+    def forward(self, x: torch.Tensor) -> FakeOut:
+        T_, B_ = x.shape[:2]
+        evt = torch.zeros(T_, B_, 3)
+        evt[:-1, :, 1] = 1.0
+        evt[-1, :, 0] = 2.0  # last step: class 0 ahead; average: class 1 (0.8 > 0.4)
+        evt[-1, :, 1] = 0.0
+        src = torch.zeros(T_, B_, 3)
+        src[:, :, 2] = 10.0
+        f = torch.zeros(T_, B_, 1)
+        return FakeOut(src, evt, f, f)
+
+
+def test_evaluation_uses_event_head_averaged_over_time() -> None:
+    T_ = 5
+    x = torch.zeros(6, T_, 2, 2, 2)
+    y = torch.tensor([0, 0, 0, 1, 1, 2])
+    res = evaluate(FixedLogits(), [(x, y)], classes=["a", "b", "c"])
+    assert res["top1"] == pytest.approx(2 / 6)  # class 1 predicted for all: 2 correct
+    assert res["per_class"] == {"a": 0.0, "b": 1.0, "c": 0.0}
+    assert res["n"] == 6 and res["top5"] == 1.0
