@@ -1,0 +1,98 @@
+"""Frame cache: equals decoding; reused; rebuilt on damage, truncation, settings or file change."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tmkt.datasets import DataConfig, EventDataset, prepare
+from tmkt.datasets.cache import FrameCache
+
+
+@pytest.fixture(scope="module")
+def prep(shared_data):
+    return prepare(DataConfig(root=shared_data, max_per_class=2, T=5, cache=False))
+
+
+def _cached(prep, tmp_path, **kw):
+    prep.cfg = DataConfig(root=prep.cfg.root, max_per_class=kw.pop("max_per_class", 2),
+                          T=kw.pop("T", 5), cache=True, cache_dir=tmp_path, **kw)
+    return EventDataset(prep, "val")
+
+
+def test_cache_equals_decoding_and_is_one_file(prep, tmp_path):
+    ds = _cached(prep, tmp_path)
+    assert ds.cache.built and ds.cache.reason == "no cache file"
+    npys = sorted(p.name for p in tmp_path.glob("*.npy"))
+    assert len(npys) == 1 and npys[0].startswith("nmnist-val-T5-34x34-time-none-")
+    arr = np.load(tmp_path / npys[0], mmap_mode="r")
+    assert arr.shape == (len(ds), 5, 2, 34, 34) and arr.dtype == np.float32
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(ds[i][0].numpy(), ds.decode(i))
+    again = _cached(prep, tmp_path)
+    assert not again.cache.built and again.cache.reason == ""
+
+
+def test_truncated_cache_is_rebuilt(prep, tmp_path):
+    ds = _cached(prep, tmp_path)
+    path = ds.cache.path
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    again = _cached(prep, tmp_path)
+    assert again.cache.built and "truncated" in again.cache.reason
+    np.testing.assert_array_equal(again[3][0].numpy(), again.decode(3))
+    assert path.stat().st_size == len(data)
+
+
+def test_flipped_byte_is_rebuilt_never_trusted(prep, tmp_path):
+    ds = _cached(prep, tmp_path)
+    path = ds.cache.path
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size - 100)
+        f.write(b"\x7f\x7f\x7f\x7f")
+    again = _cached(prep, tmp_path)
+    assert again.cache.built and "hash mismatch" in again.cache.reason
+    np.testing.assert_array_equal(again[len(again) - 1][0].numpy(), again.decode(len(again) - 1))
+
+
+def test_bad_header_and_missing_sidecar_rebuild(prep, tmp_path):
+    ds = _cached(prep, tmp_path)
+    path = ds.cache.path
+    side = path.with_name(path.name + ".json")
+    side.unlink()
+    assert _cached(prep, tmp_path).cache.reason == "no cache file"
+    meta = json.loads(side.read_text())
+    raw = bytearray(path.read_bytes())
+    raw[:6] = b"BROKEN"
+    path.write_bytes(bytes(raw))
+    assert json.loads(side.read_text()) == meta
+    again = _cached(prep, tmp_path)
+    assert again.cache.built and "header" in again.cache.reason
+
+
+def test_settings_and_file_list_changes_rebuild(prep, tmp_path):
+    ds = _cached(prep, tmp_path)
+    other_t = _cached(prep, tmp_path, T=3)
+    assert other_t.cache.path != ds.cache.path and other_t.cache.built
+    more = _cached(prep, tmp_path, max_per_class=3)  # same settings, other files
+    assert more.cache.path == ds.cache.path
+    assert more.cache.built and more.cache.reason == "file list changed"
+    log = _cached(prep, tmp_path, norm="log1p")
+    assert log.cache.path != ds.cache.path
+    np.testing.assert_allclose(log[0][0].numpy(), np.log1p(ds.decode(0)), rtol=1e-6)
+
+
+def test_frame_cache_low_level_and_pickle(tmp_path):
+    import pickle
+
+    rows = np.arange(4 * 6, dtype=np.float32).reshape(4, 1, 2, 3)
+    fc = FrameCache(tmp_path / "c.npy", {"a": 1}, [["x", 1, 2]] * 4, rows.shape, lambda i: rows[i])
+    assert fc.built and len(fc) == 4
+    np.testing.assert_array_equal(fc[2], rows[2])
+    clone = pickle.loads(pickle.dumps(fc))
+    assert clone._arr is None and float(clone[3].sum()) == float(rows[3].sum())
+    fc2 = FrameCache(tmp_path / "c.npy", {"a": 2}, [["x", 1, 2]] * 4, rows.shape, lambda i: rows[i])
+    assert fc2.reason == "settings changed"
+    assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
