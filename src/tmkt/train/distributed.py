@@ -84,3 +84,11 @@ def cleanup(info: DistInfo) -> None:
     """Leave the process group if we joined one."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf.data, src=0)

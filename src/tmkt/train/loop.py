@@ -375,6 +375,7 @@ class Trainer:
             e = self.epoch
             row: dict[str, Any] = {"epoch": e + 1}
             row.update(self.train_epoch(e))
+            D.broadcast_buffers(self.method, self.info)  # BN running stats: rank 0's everywhere
             row["progress"] = self.iteration / self.total_iters
             self.epoch = e + 1
             last_epoch = self.epoch == cfg.optim.epochs
