@@ -153,3 +153,15 @@ def test_wrong_label_folder_is_caught(tmp_path, shared_data):
     moved.rename(tmp_path / "N-MNIST/Train/7" / moved.name)
     with pytest.raises(DatasetError, match="disagree with the label of their MNIST picture"):
         prepare(DataConfig(root=tmp_path, static_root=shared_data))
+
+
+def test_augment_only_in_train_and_reproducible_per_epoch(shared_data):
+    cfg = DataConfig(root=shared_data, cache=False, max_per_class=1, augment=True)
+    p = prepare(cfg)
+    train, val = PairedDataset(p, "train"), PairedDataset(p, "val")
+    np.testing.assert_array_equal(val[0][1].numpy(), val.events.decode(0))
+    ep0 = [train[i][1].numpy() for i in range(len(train))]
+    assert any(not np.array_equal(x, train.events.decode(i)) for i, x in enumerate(ep0))
+    assert all(np.array_equal(x, train[i][1].numpy()) for i, x in enumerate(ep0))
+    train.set_epoch(1)
+    assert any(not np.array_equal(x, train[i][1].numpy()) for i, x in enumerate(ep0))

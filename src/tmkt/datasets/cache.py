@@ -126,7 +126,8 @@ class FrameCache:
     def array(self) -> np.ndarray:
         """The read-only memory map (opened lazily, so worker processes open their own)."""
         if self._arr is None:
-            self._arr = np.load(self.path, mmap_mode="r")
+            # a plain ndarray view of the map: indexing it skips np.memmap's per-slice overhead
+            self._arr = np.load(self.path, mmap_mode="r").view(np.ndarray)
         return self._arr
 
     def __getitem__(self, i: int) -> np.ndarray:
