@@ -152,3 +152,61 @@ def test_bad_input_is_refused() -> None:
         events_to_frames(ok, (34, 34), 2, norm="minmax")
     with pytest.raises(ValueError, match="structured array with t, x, y, p"):
         events_to_frames(np.zeros((3, 4)), (34, 34), 2)
+
+
+def _oracle_frames(events: np.ndarray, sensor, T: int, size=None) -> np.ndarray:
+    """Straightforward reference: arithmetic bins, floor-mapped pixels, np.add.at."""
+    width, height = sensor
+    h_out, w_out = (height, width) if size is None else size
+    t = events["t"].astype(np.int64)
+    span = int(t.max() - t.min())
+    b = np.zeros(len(t), np.int64) if span == 0 else np.minimum((t - t.min()) * T // span, T - 1)
+    out = np.zeros((T, 2, h_out, w_out), np.float64)
+    y = events["y"].astype(np.int64) * h_out // height
+    x = events["x"].astype(np.int64) * w_out // width
+    np.add.at(out, (b, events["p"].astype(np.int64), y, x), 1)
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [None, (48, 64), (31, 17)])
+def test_large_stream_paths_match_oracle(fixtures_dir: Path, monkeypatch, size) -> None:
+    """111,954 events take the per-bin path; a small chunk size exercises the chunk loop."""
+    import tmkt.events.frames as frames_mod
+
+    events, sensor = read_events(fixtures_dir / "sample.aedat4")
+    assert len(events) >= frames_mod._PER_BIN_MIN_EVENTS
+    ref = _oracle_frames(events, sensor, 10, size)
+    np.testing.assert_array_equal(events_to_frames(events, sensor, 10, size=size), ref)
+    monkeypatch.setattr(frames_mod, "_CHUNK", 5000)
+    np.testing.assert_array_equal(events_to_frames(events, sensor, 10, size=size), ref)
+    shuffled = events[np.random.default_rng(0).permutation(len(events))]
+    np.testing.assert_array_equal(events_to_frames(shuffled, sensor, 10, size=size), ref)
+
+
+def test_unsorted_small_recording_same_time_frames(fixtures_dir: Path) -> None:
+    events, sensor = read_events(fixtures_dir / "sample_nmnist.bin")
+    shuffled = events[np.random.default_rng(1).permutation(len(events))]
+    np.testing.assert_array_equal(
+        events_to_frames(shuffled, sensor, 7), events_to_frames(events, sensor, 7)
+    )
+    ours = events_to_frames(events, sensor, 7)
+    np.testing.assert_array_equal(ours, _oracle_frames(events, sensor, 7))
+
+
+def test_other_event_dtypes_accepted_or_refused() -> None:
+    tonic_like = np.zeros(3, dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
+    tonic_like["x"] = [0, 1, 2]
+    tonic_like["t"] = [0, 1, 2]
+    tonic_like["p"] = [True, False, True]
+    frames = events_to_frames(tonic_like, (3, 1), 1)
+    assert frames[0, 1, 0].tolist() == [1, 0, 1] and frames[0, 0, 0].tolist() == [0, 1, 0]
+    tonic_like["x"][0] = -1
+    with pytest.raises(ValueError, match=r"outside the 3x1 sensor \(x in \[-1, 2\]"):
+        events_to_frames(tonic_like, (3, 1), 1)
+    signed_p = np.zeros(2, dtype=[("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "i1")])
+    signed_p["p"] = [-1, 1]
+    with pytest.raises(ValueError, match="polarity p must be 0 \\(OFF\\) or 1 \\(ON\\)"):
+        events_to_frames(signed_p, (3, 1), 1)
+    float_t = np.zeros(2, dtype=[("t", "<f8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+    with pytest.raises(ValueError, match="integer microseconds"):
+        events_to_frames(float_t, (3, 1), 1)
