@@ -1,6 +1,6 @@
 """Augmentations of event frames (T, 2, H, W), one draw per sample shared by all T frames.
 
-Defaults follow the DVS recipe of He et al.'s code base (BrainCog): random crop with zero
+Defaults follow BrainCog's CIFAR10-DVS recipe (He et al.'s code base): random crop with zero
 padding of H // 12 pixels, horizontal flip with p = 0.5, rotation uniform in +-15 degrees.
 Rotation here scatters each source pixel to its nearest rotated target (sums, never samples),
 so counts are kept except for what leaves the frame.
