@@ -165,3 +165,34 @@ def test_folder_family_with_stems_and_missing_static_root(tmp_path):
 def test_unknown_dataset_name_lists_valid():
     with pytest.raises(ValueError, match=r"unknown dataset 'nope'; valid: .*cifar10dvs.*nmnist"):
         prepare(DataConfig(name="nope"))
+
+
+def test_damaged_recording_names_the_file_and_leaves_no_cache(ncal_root, tmp_path):
+    ds = build_events(_ncal(ncal_root), "test")
+    bad = ds.items[0].path
+    bad.write_bytes(bad.read_bytes()[:-2])  # not a multiple of 5 bytes
+    with pytest.raises(DatasetError, match=rf"{bad.name}: cannot read events.*truncated"):
+        ds[0]
+    cached = DataConfig(name="ncaltech101", root=ncal_root, size=(18, 24), T=3,
+                        cache_dir=tmp_path / "cache")
+    with pytest.raises(DatasetError, match=bad.name):
+        build_events(cached, "test")
+    assert not list((tmp_path / "cache").glob("*"))  # no partial cache file or sidecar
+
+
+def test_truncated_idx_file_is_an_error(tmp_path):
+    from test_datasets_fakes import write_idx
+
+    from tmkt.datasets.mnist import read_idx
+
+    write_idx(tmp_path / "a.gz", np.zeros((3, 4, 4), np.uint8))
+    assert read_idx(tmp_path / "a.gz").shape == (3, 4, 4)
+    import gzip
+
+    raw = gzip.decompress((tmp_path / "a.gz").read_bytes())[:-5]
+    (tmp_path / "b.gz").write_bytes(gzip.compress(raw))
+    with pytest.raises(DatasetError, match=r"b.gz: IDX header says shape \(3, 4, 4\).*truncated"):
+        read_idx(tmp_path / "b.gz")
+    (tmp_path / "c.gz").write_bytes(b"not gzip")
+    with pytest.raises(DatasetError, match="c.gz: cannot read IDX file"):
+        read_idx(tmp_path / "c.gz")
