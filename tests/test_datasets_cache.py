@@ -96,3 +96,11 @@ def test_frame_cache_low_level_and_pickle(tmp_path):
     fc2 = FrameCache(tmp_path / "c.npy", {"a": 2}, [["x", 1, 2]] * 4, rows.shape, lambda i: rows[i])
     assert fc2.reason == "settings changed"
     assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
+
+
+def test_frames_code_change_rebuilds(prep, tmp_path, monkeypatch):
+    ds = _cached(prep, tmp_path)
+    monkeypatch.setattr("tmkt.datasets.paired.frames_code_hash", lambda: "changed")
+    again = _cached(prep, tmp_path)
+    assert again.cache.path == ds.cache.path
+    assert again.cache.built and again.cache.reason == "settings changed"

@@ -25,7 +25,14 @@ from tmkt.datasets.config import SPLITS, DataConfig
 from tmkt.datasets.registry import get_sources
 from tmkt.datasets.splits import Split, class_rng, load_split, make_split, resolve, save_split
 
-FRAMES_VERSION = 1  # bump when frame computation changes, to invalidate caches
+FRAMES_VERSION = 1  # bump when frame computation here changes, to invalidate caches
+
+
+def frames_code_hash() -> str:
+    """Hash of `tmkt.events.frames`' source: any change there invalidates frame caches."""
+    import tmkt.events.frames as frames
+
+    return hashlib.sha256(Path(frames.__file__).read_bytes()).hexdigest()[:16]
 
 
 @dataclass
@@ -197,6 +204,7 @@ class EventDataset(Dataset):
             "sensor_size": list(prep.sources.sensor_size or []),
             "options": json.loads(json.dumps(cfg.options, sort_keys=True, default=str)),
             "frames_version": FRAMES_VERSION,
+            "frames_code": frames_code_hash(),
         }
 
     def _open_cache(self, prep: Prepared) -> frame_cache.FrameCache:
