@@ -9,7 +9,8 @@ import torch
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from torch import nn
 
-from tmkt.snn import ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN
+from tmkt.snn import LIF, ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN
+from tmkt.snn.layers import bn_lif
 
 
 def _x(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -111,3 +112,37 @@ def test_conv_bn_lif_per_step_bn_equals_step_loop():
     from tmkt.snn import lif_multistep
 
     torch.testing.assert_close(blk(x), lif_multistep(pre)[0])
+
+
+@pytest.mark.parametrize("reset,detach", [("hard", True), ("soft", False), ("hard", False)])
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train):
+    """The fused BN+LIF node (one saved tensor) equals SeqBatchNorm2d followed by LIF: outputs,
+    membrane, running statistics, and gradients of input, BN weight and BN bias."""
+    torch.manual_seed(0)
+    bn_a = SeqBatchNorm2d(4)
+    with torch.no_grad():
+        bn_a.weight.uniform_(0.5, 1.5)
+        bn_a.bias.uniform_(-0.2, 0.4)
+        bn_a.running_mean.uniform_(-0.5, 0.5)
+        bn_a.running_var.uniform_(0.5, 2.0)
+    bn_b = copy.deepcopy(bn_a)
+    lif = LIF(reset=reset, detach_reset=detach)
+    bn_a.train(train)
+    bn_b.train(train)
+    y = _x(6, 3, 4, 5, 5, seed=7) * 1.5 + 0.3
+    y1, y2 = y.clone().requires_grad_(), y.clone().requires_grad_()
+    s1, v1 = bn_lif(bn_a, lif, y1, want_v=True)  # fused
+    s2, v2 = lif.forward_with_v(bn_b(y2))  # reference
+    w = _x(*y.shape, seed=8)
+    ((s1 * w).sum() + (v1 * w.flip(0)).sum()).backward()
+    ((s2 * w).sum() + (v2 * w.flip(0)).sum()).backward()
+    assert 0.05 < s1.mean().item() < 0.95
+    torch.testing.assert_close(s1, s2, rtol=0, atol=0)
+    torch.testing.assert_close(v1, v2, rtol=0, atol=1e-6)
+    torch.testing.assert_close(y1.grad, y2.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn_a.weight.grad, bn_b.weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn_a.bias.grad, bn_b.bias.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn_a.running_mean, bn_b.running_mean)
+    torch.testing.assert_close(bn_a.running_var, bn_b.running_var)
+    assert int(bn_a.num_batches_tracked) == int(bn_b.num_batches_tracked) == int(train)

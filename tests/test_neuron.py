@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
@@ -41,10 +43,11 @@ def _sj_node(cfg: LIFConfig) -> neuron.LIFNode:
                                       ("triangle", 1.0)])
 def test_matches_spikingjelly(shape, reset, detach, sg, alpha):
     cfg = LIFConfig(reset=reset, detach_reset=detach, surrogate=sg, alpha=alpha)
-    gen = torch.Generator().manual_seed(hash((shape, reset, detach, sg, alpha)) % 2**31)
+    seed = zlib.crc32(repr((shape, reset, detach, sg, alpha)).encode())
+    gen = torch.Generator().manual_seed(seed)
     node = _sj_node(cfg)
     for _ in range(2):  # two sequences: ours starts from rest, spikingjelly after reset_net
-        x = torch.randn(shape, generator=gen) * 0.7 + 0.35
+        x = torch.randn(shape, generator=gen) * 0.8 + 0.5
         w_s = torch.randn(shape, generator=gen)
         w_v = torch.randn(shape, generator=gen)
         x1 = x.clone().requires_grad_()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt.models.base import SpikingNet, scaled
-from tmkt.snn.layers import SeqBatchNorm2d, SeqToANN
+from tmkt.snn.layers import SeqBatchNorm2d, SeqToANN, bn_lif
 from tmkt.snn.neuron import LIF, LIFConfig
 
 
@@ -32,9 +32,9 @@ class PreActBlock(nn.Module):
         self.shortcut = conv(in_ch, out_ch, 1, stride) if stride != 1 or in_ch != out_ch else None
 
     def forward(self, x: Tensor) -> Tensor:
-        a = self.lif1(self.bn1(x))
+        a = bn_lif(self.bn1, self.lif1, x)[0]
         sc = x if self.shortcut is None else self.shortcut(a)
-        return self.conv2(self.lif2(self.bn2(self.conv1(a)))) + sc
+        return self.conv2(bn_lif(self.bn2, self.lif2, self.conv1(a))[0]) + sc
 
 
 class BasicBlock(nn.Module):
@@ -55,7 +55,7 @@ class BasicBlock(nn.Module):
         self.lif2 = LIF(neuron)
 
     def _pre(self, x: Tensor) -> Tensor:
-        y = self.bn2(self.conv2(self.lif1(self.bn1(self.conv1(x)))))
+        y = self.bn2(self.conv2(bn_lif(self.bn1, self.lif1, self.conv1(x))[0]))
         return y + (x if self.down is None else self.down(x))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -93,7 +93,7 @@ class SpikingResNet18(SpikingNet):
         self.build_heads(ch, ch * h * w)
 
     def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        s, v = self.lif_final.forward_with_v(self.bn_final(self.blocks(self.stem(x))))
+        s, v = bn_lif(self.bn_final, self.lif_final, self.blocks(self.stem(x)), want_v=True)
         return _pool(s), v
 
 
@@ -106,9 +106,9 @@ class SpikingResNet19(SpikingNet):
         super().__init__(num_classes, in_shape, neuron, bn_mode)
         c, h, w = in_shape
         ch = scaled(128, width)
-        self.stem = nn.Sequential(
-            conv(c, ch, 3, 1), SeqBatchNorm2d(ch, mode=bn_mode), LIF(neuron)
-        )
+        self.stem = conv(c, ch, 3, 1)
+        self.stem_bn = SeqBatchNorm2d(ch, mode=bn_mode)
+        self.stem_lif = LIF(neuron)
         blocks: list[nn.Module] = []
         for i, (n, base) in enumerate(zip((3, 3, 2), (128, 256, 512), strict=True)):
             out = scaled(base, width)
@@ -120,7 +120,7 @@ class SpikingResNet19(SpikingNet):
         self.build_heads(ch, ch * h * w)
 
     def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.stem(x)
+        x = bn_lif(self.stem_bn, self.stem_lif, self.stem(x))[0]
         for blk in self.blocks[:-1]:
             x = blk(x)
         s, v = self.blocks[-1].forward_with_v(x)

@@ -78,8 +78,20 @@ class ConvBNLIF(nn.Module):
         self.lif = LIF(neuron)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.lif(self.bn(self.conv(x)))
+        return bn_lif(self.bn, self.lif, self.conv(x))[0]
 
     def forward_with_v(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(spikes, post-reset membrane of the LIF)."""
-        return self.lif.forward_with_v(self.bn(self.conv(x)))
+        return bn_lif(self.bn, self.lif, self.conv(x), want_v=True)
+
+
+def bn_lif(bn: SeqBatchNorm2d, lif: LIF, y: Tensor, want_v: bool = False) -> tuple[Tensor, Tensor]:
+    """lif(bn(y)) for y [T, B, C, H, W] -> (spikes, post-reset membrane, or empty if not want_v).
+    Fused (keeps only y for backward) when BN folds T*B and the LIF is multi-step."""
+    from tmkt.snn.fused import fused_bn_lif
+
+    if bn.mode == "fold" and lif.step_mode == "m" and y.dim() == 5:
+        return fused_bn_lif(bn, lif, y, want_v)
+    if want_v:
+        return lif.forward_with_v(bn(y))
+    return lif(bn(y)), y.new_empty(0)

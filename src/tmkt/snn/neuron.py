@@ -53,6 +53,48 @@ class LIFConfig:
         return cls(**base)
 
 
+def lif_forward_inplace(
+    buf: Tensor, tau: float, vth: float, hard: bool, spikes: Tensor | None, v_seq: Tensor | None
+) -> None:
+    """Overwrite buf[T, ...] (the LIF input) with the pre-spike membrane h; fill spikes/v_seq."""
+    v = torch.zeros_like(buf[0])
+    for t in range(buf.shape[0]):
+        h = buf[t]
+        h.sub_(v).div_(tau).add_(v)  # h = v + (x - v) / tau
+        s = h >= vth
+        if spikes is not None:
+            spikes[t].copy_(s)
+        v = torch.where(s, 0.0, h) if hard else h - vth * s.to(h.dtype)
+        if v_seq is not None:
+            v_seq[t] = v
+
+
+def lif_backward_inplace(
+    h_seq: Tensor, g_s: Tensor, g_v: Tensor | None, tau: float, vth: float, hard: bool,
+    detach: bool, sg: Surrogate,
+) -> None:
+    """Overwrite h_seq[T, ...] with dL/dx (x = the LIF input), going backward in time."""
+    keep = 1.0 - 1.0 / tau
+    carry: Tensor | None = None
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[t]
+        d = sg.grad(h - vth)
+        g_vt = carry
+        if g_v is not None:
+            g_vt = g_v[t] if g_vt is None else g_vt + g_v[t]
+        gh = g_s[t] * d
+        if g_vt is not None:
+            if hard:
+                dvdh = (h < vth).to(h.dtype)
+                if not detach:
+                    dvdh = dvdh - h * d
+                gh = gh + g_vt * dvdh
+            else:
+                gh = gh + (g_vt if detach else g_vt * (1.0 - vth * d))
+        torch.div(gh, tau, out=h)
+        carry = gh * keep
+
+
 class _LIFMultiStep(torch.autograd.Function):
     """Fused LIF recurrence over T. Saves only the pre-spike membrane h[T, ...] for backward."""
 
@@ -61,20 +103,10 @@ class _LIFMultiStep(torch.autograd.Function):
         ctx, x: Tensor, tau: float, vth: float, hard: bool, detach: bool, sg: Surrogate,
         want_v: bool,
     ) -> tuple[Tensor, Tensor]:
-        x = x.contiguous()
-        h_seq = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        v_seq = torch.empty_like(x) if want_v else x.new_empty(0)
-        v = torch.zeros_like(x[0])
-        for t in range(x.shape[0]):
-            h = h_seq[t]
-            torch.sub(x[t], v, out=h)
-            h.div_(tau).add_(v)  # h = v + (x - v) / tau, the order spikingjelly uses
-            s = spikes[t]
-            torch.ge(h, vth, out=s)
-            v = h * (1.0 - s) if hard else h - vth * s
-            if want_v:
-                v_seq[t] = v
+        h_seq = x.clone(memory_format=torch.contiguous_format)
+        spikes = torch.empty_like(h_seq)
+        v_seq = torch.empty_like(h_seq) if want_v else x.new_empty(0)
+        lif_forward_inplace(h_seq, tau, vth, hard, spikes, v_seq if want_v else None)
         ctx.save_for_backward(h_seq)
         ctx.cfg = (tau, vth, hard, detach, sg, want_v)
         return spikes, v_seq
@@ -83,26 +115,8 @@ class _LIFMultiStep(torch.autograd.Function):
     def backward(ctx, g_s: Tensor, g_v: Tensor):  # type: ignore[override]
         (h_seq,) = ctx.saved_tensors
         tau, vth, hard, detach, sg, want_v = ctx.cfg
-        keep = 1.0 - 1.0 / tau
-        g_x = torch.empty_like(h_seq)
-        carry: Tensor | None = None  # dL/dv_t flowing back from step t+1
-        for t in range(h_seq.shape[0] - 1, -1, -1):
-            h = h_seq[t]
-            d = sg.grad(h - vth)  # ds/dh
-            g_vt = carry
-            if want_v and g_v.numel():
-                g_vt = g_v[t] if g_vt is None else g_vt + g_v[t]
-            gh = g_s[t] * d
-            if g_vt is not None:
-                if hard:
-                    dvdh = (h < vth).to(h.dtype)  # 1 - s
-                    if not detach:
-                        dvdh = dvdh - h * d
-                else:
-                    dvdh = None if detach else 1.0 - vth * d
-                gh = gh + (g_vt if dvdh is None else g_vt * dvdh)
-            torch.div(gh, tau, out=g_x[t])
-            carry = gh * keep
+        g_x = h_seq.clone()
+        lif_backward_inplace(g_x, g_s, g_v if want_v else None, tau, vth, hard, detach, sg)
         return g_x, None, None, None, None, None, None
 
 
