@@ -91,7 +91,7 @@ def test_frame_cache_low_level_and_pickle(tmp_path):
     fc = FrameCache(tmp_path / "c.npy", {"a": 1}, [["x", 1, 2]] * 4, rows.shape, lambda i: rows[i])
     assert fc.built and len(fc) == 4
     np.testing.assert_array_equal(fc[2], rows[2])
-    clone = pickle.loads(pickle.dumps(fc))
+    clone = pickle.loads(pickle.dumps(fc))  # DataLoader workers (spawn) get a fresh map
     assert clone._arr is None and float(clone[3].sum()) == float(rows[3].sum())
     fc2 = FrameCache(tmp_path / "c.npy", {"a": 2}, [["x", 1, 2]] * 4, rows.shape, lambda i: rows[i])
     assert fc2.reason == "settings changed"

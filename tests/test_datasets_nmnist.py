@@ -165,3 +165,22 @@ def test_augment_only_in_train_and_reproducible_per_epoch(shared_data):
     assert all(np.array_equal(x, train[i][1].numpy()) for i, x in enumerate(ep0))
     train.set_epoch(1)
     assert any(not np.array_equal(x, train[i][1].numpy()) for i, x in enumerate(ep0))
+
+
+def test_datasets_pickle_for_worker_processes(prep, tmp_path):
+    import pickle
+
+    from tmkt.datasets import DataConfig as C
+
+    prep.cfg = C(root=prep.cfg.root, cache=True, cache_dir=tmp_path, seed=42)
+    try:
+        ds = PairedDataset(prep, "val")
+        ds.set_epoch(3)
+        clone = pickle.loads(pickle.dumps(ds))
+        for i in (0, len(ds) - 1):
+            a, b = ds[i], clone[i]
+            assert a[2] == b[2]
+            np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+            np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+    finally:
+        prep.cfg = C(root=prep.cfg.root, cache=False, seed=42)

@@ -24,6 +24,9 @@ def test_config_from_dict_rejects_unknown_keys_and_lists_valid():
     cfg = DataConfig.from_dict({"name": "cifar10dvs", "size": 48, "T": 4})
     assert cfg.size == (48, 48) and cfg.T == 4 and cfg.pairing == "class"
     assert DataConfig.from_dict(cfg.to_dict()) == cfg
+    assert DataConfig(size=[17, 20]).size == (17, 20) and DataConfig(size=9).size == (9, 9)
+    with pytest.raises(ValueError, match="size must be"):
+        DataConfig(size=(1, 2, 3))
 
 
 @pytest.mark.parametrize(

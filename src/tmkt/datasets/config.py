@@ -44,7 +44,11 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)  # family-specific extras (e.g. sim)
 
     def __post_init__(self) -> None:
+        if isinstance(self.size, int):
+            self.size = (self.size, self.size)
         if self.size is not None:
+            if len(self.size) != 2:
+                raise ValueError(f"DataConfig.size must be (H, W), an int or None, got {self.size}")
             self.size = (int(self.size[0]), int(self.size[1]))
         self.validate()
 
@@ -91,10 +95,6 @@ class DataConfig:
             raise ValueError(
                 f"unknown DataConfig key(s) {unknown}; valid keys: {', '.join(valid)}"
             )
-        d = dict(d)
-        if d.get("size") is not None:
-            size = d["size"]
-            d["size"] = (size, size) if isinstance(size, int) else tuple(size)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
