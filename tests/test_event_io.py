@@ -327,3 +327,23 @@ def test_empty_bin_is_empty_recording(tmp_path: Path) -> None:
     path.write_bytes(b"")
     events, sensor = read_events(path)
     assert len(events) == 0 and sensor == (34, 34) and events.dtype == EVENT_DTYPE
+
+
+def test_bin_outside_given_sensor_error_or_clip(fixtures_dir: Path) -> None:
+    path = fixtures_dir / "sample_nmnist.bin"
+    ref = _tonic_nmnist(path)
+    inside = (ref["x"] < 20) & (ref["y"] < 20)
+    n_out = int((~inside).sum())
+    assert 0 < n_out < len(ref["x"])
+    with pytest.raises(EventFileError, match=rf"sample_nmnist\.bin: {n_out} of 4325 events"):
+        read_events(path, sensor_size=(20, 20))
+    events, sensor = read_events(path, sensor_size=(20, 20), clip=True)
+    assert sensor == (20, 20) and len(events) == int(inside.sum())
+    np.testing.assert_array_equal(events["t"], ref["t"][inside])
+
+
+def test_bad_sensor_size_argument(tmp_path: Path, fixtures_dir: Path) -> None:
+    with pytest.raises(EventFileError, match=r"sample_nmnist\.bin: sensor_size must be"):
+        read_events(fixtures_dir / "sample_nmnist.bin", sensor_size=(0, 34))
+    with pytest.raises(EventFileError, match=r"sample_nmnist\.bin: sensor_size must be"):
+        read_events(fixtures_dir / "sample_nmnist.bin", sensor_size="big")
