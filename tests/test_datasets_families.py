@@ -160,6 +160,9 @@ def test_folder_family_with_stems_and_missing_static_root(tmp_path):
         assert ds.static.items[ds.partner_of(i)].path.stem == ds.events.items[i].path.stem
     with pytest.raises(DatasetError, match="needs static_root"):
         prepare(DataConfig(name="folder", root=tmp_path / "ev"))
+    with pytest.raises(DatasetError, match=r"(?s)picture folder not found.*<class>/<image>.*"
+                       r"Point the root at it"):
+        prepare(DataConfig(name="folder", root=tmp_path / "ev", static_root=tmp_path / "no"))
 
 
 def test_unknown_dataset_name_lists_valid():

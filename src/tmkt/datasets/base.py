@@ -49,18 +49,25 @@ class Sources:
     index_error: str | None = None
 
 
-def require_dir(path: Path, what: str, layout: str, dataset: str) -> Path:
-    """Return `path` if it is a folder, else a DatasetError showing the expected layout."""
+def require_dir(path: Path, what: str, layout: str, dataset: str | None) -> Path:
+    """Return `path` if it is a folder, else a DatasetError showing the expected layout (and
+    the download hint when `dataset` names something `download` knows)."""
     if not path.is_dir():
+        hint = "Point the root at it."
+        if dataset is not None:
+            hint = (
+                f"Get the data with `tmkt.datasets.download({dataset!r}, root)` "
+                "(CLI: --download) or point the root at it."
+            )
         raise DatasetError(
-            f"{what} not found: {path} is not a folder.\nExpected layout:\n{layout}\n"
-            f"Get the data with `tmkt.datasets.download({dataset!r}, root)` "
-            f"(CLI: --download) or point the root at it."
+            f"{what} not found: {path} is not a folder.\nExpected layout:\n{layout}\n{hint}"
         )
     return path
 
 
-def find_dir(root: Path, candidates: Sequence[str], what: str, layout: str, dataset: str) -> Path:
+def find_dir(
+    root: Path, candidates: Sequence[str], what: str, layout: str, dataset: str | None
+) -> Path:
     """The first existing `root/candidate` folder, else the missing-folder error for the first."""
     for c in candidates:
         p = root / c if c else root

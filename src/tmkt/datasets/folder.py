@@ -43,8 +43,8 @@ def folder(cfg: DataConfig) -> Sources:
 
     if cfg.static_root is None:
         raise DatasetError("dataset 'folder' needs static_root (the <class>/<image> folder)")
-    top = require_dir(cfg.root_path, "event folder", LAYOUT, "folder")
-    pics = require_dir(cfg.static_root_path, "picture folder", LAYOUT, "folder")
+    top = require_dir(cfg.root_path, "event folder", LAYOUT, None)
+    pics = require_dir(cfg.static_root_path, "picture folder", LAYOUT, None)
     events = file_items(top, tuple(READERS), set())
     static = file_items(pics, IMAGE_SUFFIXES, set())
     sensor = cfg.options.get("sensor_size")
