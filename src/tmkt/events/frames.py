@@ -166,7 +166,7 @@ def events_to_frames(
         return _frames_unsorted(events, sensor, out_hw, T, norm, clip_max)
     if len(events) < _PER_BIN_MIN_EVENTS:
         idx = _pixel_index(events, sensor, out_hw)
-        idx += np.repeat(np.arange(0, T * plane, plane, dtype=np.intp), np.diff(edges))
+        idx += np.repeat(np.arange(0, T * plane, plane, dtype=np.intp), edges[1:] - edges[:-1])
         counts = np.bincount(idx, minlength=T * plane).astype(np.float32)
         return _normalise(counts.reshape(T, 2, h_out, w_out), norm, clip_max)
     counts = np.zeros((T, plane), dtype=np.int64)
