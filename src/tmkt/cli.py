@@ -5,12 +5,17 @@
     tmkt eval --checkpoint runs/tmkt_s42/best.pt --data-root DIR --split test --json
     tmkt inspect recording.bin
     tmkt experiment --config configs/digits_sim_demo.yaml [--quick]
+    tmkt gradvar --run runs/tmkt_s42        (tmkt.analysis.gradvar_experiment)
+
+User errors (bad config key, missing file, mismatched checkpoint) print one line and exit 2
+(set TMKT_DEBUG=1 for the traceback); a diverged run exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("overrides", nargs="*", metavar="key.sub=value")
     x.add_argument("--quick", action="store_true", help="apply experiment.quick overrides")
     x.add_argument("--out", type=Path, help="experiment folder")
+
+    from tmkt.analysis import gradvar_experiment  # `tmkt gradvar` (its own parser and main)
+
+    gradvar_experiment.add_parser(sub)
     return p
 
 
@@ -114,14 +123,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ds = build_events(data_cfg, args.split)
     classes, in_shape = dataset_meta(ds)
     if classes != list(st["classes"]):
-        raise SystemExit(
-            f"tmkt eval: the checkpoint's {len(st['classes'])} classes do not match the "
+        raise ValueError(
+            f"the checkpoint's {len(st['classes'])} classes do not match the "
             f"dataset's {len(classes)}: checkpoint {st['classes'][:10]}..., dataset "
             f"{classes[:10]}..."
         )
     if tuple(in_shape) != tuple(st["in_shape"]):
-        raise SystemExit(
-            f"tmkt eval: input shape {tuple(in_shape)} differs from the checkpoint's "
+        raise ValueError(
+            f"input shape {tuple(in_shape)} differs from the checkpoint's "
             f"{tuple(st['in_shape'])} (set the same data.size)"
         )
     model = default_model_fn(cfg.model, len(classes), in_shape).to(device)
@@ -195,6 +204,12 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "inspect": cmd_inspect,
             "experiment": cmd_experiment}
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
+    return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one line to stderr and exit with status 2."""
     from tmkt.train.checkpoint import CheckpointError
@@ -203,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _dispatch(args)
     except TrainingDiverged as e:
         print(f"tmkt {args.command}: {e}", file=sys.stderr)
         return 1
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
+        if os.environ.get("TMKT_DEBUG"):
+            raise
         print(f"tmkt {args.command}: error: {e}", file=sys.stderr)
         return 2

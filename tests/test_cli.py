@@ -1,0 +1,151 @@
+"""CLI: train -> eval (JSON, other data roots, mismatch errors), inspect, experiment, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tmkt.cli import main
+from tmkt.events.io import read_events
+from tmkt.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+def _config(tmp: Path, data: Path, **experiment) -> Path:
+    cfg = {
+        "data": {"name": "nmnist", "root": str(data), "T": 3, "max_per_class": 2,
+                 "cache_dir": str(tmp / "cache")},
+        "model": {"name": "cnn_small", "width": 0.25},
+        "method": {"name": "tmkt"},
+        "optim": {"lr": 0.01, "epochs": 2, "batch_size": 10, "warmup_epochs": 0},
+        "train": {"device": "cpu", "progress": False, "out_dir": str(tmp / "runs")},
+    }
+    if experiment:
+        cfg["experiment"] = experiment
+    p = tmp / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    tmp = tmp_path_factory.mktemp("cli")
+    rc = main(["train", "--config", str(_config(tmp, shared_data)), "optim.epochs=2",
+               "train.tensorboard=false", "--out", str(tmp / "run")])
+    assert rc == 0
+    return tmp / "run"
+
+
+def test_train_writes_run_folder(trained: Path) -> None:
+    for name in ["config.yaml", "metrics.csv", "results.json", "best.pt", "last.pt", "loss.png"]:
+        assert (trained / name).is_file(), name
+    assert yaml.safe_load((trained / "config.yaml").read_text())["optim"]["epochs"] == 2
+    res = json.loads((trained / "results.json").read_text())
+    assert res["method"] == "tmkt" and 0.0 <= res["test"]["top1"] <= 1.0
+
+
+def _eval(capsys: pytest.CaptureFixture, *args: str) -> dict:
+    capsys.readouterr()
+    assert main(["eval", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_json(trained: Path, shared_data: Path, capsys: pytest.CaptureFixture) -> None:
+    out = _eval(capsys, "--checkpoint", str(trained / "best.pt"), "--dataset", "nmnist",
+                "--data-root", str(shared_data), "--split", "test")
+    assert {"top1", "top5", "n", "per_class", "firing_rates", "mean_firing_rate"} <= set(out)
+    assert out["n"] == 50  # the whole official test side (max_per_class is a training setting)
+    assert set(out["per_class"]) == {str(i) for i in range(10)}
+    assert all(0.0 <= r <= 1.0 for r in out["firing_rates"].values()) and out["firing_rates"]
+    counts = [len(list((shared_data / "N-MNIST" / "Test" / str(i)).glob("*.bin")))
+              for i in range(10)]
+    correct = sum((out["per_class"][str(i)] or 0.0) * counts[i] for i in range(10))
+    assert correct / out["n"] == pytest.approx(out["top1"])
+
+
+def _mini_root(dst: Path, shared: Path, per_class: int) -> int:
+    """A data root in the N-MNIST layout holding a few linked recordings (and MNIST)."""
+    n_test = 0
+    for side in ("Train", "Test"):
+        for label_dir in sorted((shared / "N-MNIST" / side).iterdir()):
+            d = dst / "N-MNIST" / side / label_dir.name
+            d.mkdir(parents=True)
+            for f in sorted(label_dir.glob("*.bin"))[:per_class]:
+                (d / f.name).symlink_to(f)
+                n_test += side == "Test"
+    (dst / "MNIST").mkdir()
+    (dst / "MNIST" / "raw").symlink_to(shared / "MNIST" / "raw")
+    return n_test
+
+
+def test_eval_on_another_root(trained: Path, shared_data: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture) -> None:
+    n = _mini_root(tmp_path / "root", shared_data, per_class=2)
+    out = _eval(capsys, "--checkpoint", str(trained), "--data-root", str(tmp_path / "root"))
+    assert out["n"] == n and 10 <= n < 50
+    assert not (tmp_path / "root" / ".tmkt_cache").exists()  # eval caches nothing by default
+
+
+def test_eval_mismatch_is_a_clear_error(trained: Path, shared_data: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    st = load_checkpoint(trained / "best.pt")
+    bad = dict(st, classes=list(reversed(st["classes"])))
+    save_checkpoint({k: v for k, v in bad.items() if k != "format"}, tmp_path / "c.pt")
+    assert main(["eval", "--checkpoint", str(tmp_path / "c.pt"), "--data-root",
+                 str(shared_data)]) != 0
+    assert "classes do not match" in capsys.readouterr().err
+    bad = dict(st, in_shape=[2, 48, 48])
+    save_checkpoint({k: v for k, v in bad.items() if k != "format"}, tmp_path / "s.pt")
+    assert main(["eval", "--checkpoint", str(tmp_path / "s.pt"), "--data-root",
+                 str(shared_data)]) != 0
+    assert "input shape" in capsys.readouterr().err
+
+
+def test_resume_finished_run_reproduces_results(trained: Path) -> None:
+    before = json.loads((trained / "results.json").read_text())
+    assert main(["train", "--resume", str(trained), "train.tensorboard=false"]) == 0
+    after = json.loads((trained / "results.json").read_text())
+    assert after["test"] == before["test"] and after["best_epoch"] == before["best_epoch"]
+
+
+def test_bad_input_errors(tmp_path: Path, shared_data: Path, capsys) -> None:
+    cfg = _config(tmp_path, shared_data)
+    assert main(["train", "--config", str(cfg), "optim.nope=1"]) == 2
+    assert "valid keys in optim: lr" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg), "method.name=magic"]) == 2
+    assert "tmkt_no_cka" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "missing.bin")]) == 2
+
+
+def test_inspect(fixtures_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    f = fixtures_dir / "sample_nmnist.bin"
+    assert main(["inspect", str(f), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    rec = read_events(f)
+    assert info["events"] == len(rec.events)
+    assert info["sensor_size"] == [34, 34]
+    assert info["on"] == int((rec.events["p"] == 1).sum()) and info["on"] + info["off"] == len(
+        rec.events)
+    assert info["duration_us"] == int(rec.events["t"].max() - rec.events["t"].min())
+
+
+def test_experiment_table(tmp_path: Path, shared_data: Path, capsys) -> None:
+    cfg = _config(tmp_path, shared_data, name="exp", methods=["tmkt", "dvs"], seeds=[3],
+                  quick={"optim.epochs": 1, "train.plots": False, "train.tensorboard": False})
+    assert main(["experiment", "--config", str(cfg), "--quick"]) == 0
+    out = capsys.readouterr().out
+    md = (tmp_path / "runs" / "exp" / "results.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| tmkt") or
+            line.startswith("| dvs")]
+    assert len(rows) == 2 and all("±" in r and "| 3 |" in r for r in rows)
+    assert rows[0] in out
+    runs = json.loads((tmp_path / "runs" / "exp" / "results.json").read_text())
+    assert sorted((r["method"], r["seed"], r["epochs"]) for r in runs) == [
+        ("dvs", 3, 1), ("tmkt", 3, 1)]
+    # a second call reuses finished runs instead of retraining
+    assert main(["experiment", "--config", str(cfg), "--quick"]) == 0
+    assert "reusing" in capsys.readouterr().out
