@@ -61,13 +61,27 @@ class RunResult:
     finished: bool = True
 
 
+_PREPARED: dict[str, Any] = {}
+
+
 def default_data_fn(data_cfg: Any, kind: str, split: str) -> Dataset:
-    """Datasets from `tmkt.datasets`: paired (static, events, label) or events (events, label)."""
+    """Datasets from `tmkt.datasets`: paired (static, events, label) or events (events, label).
+
+    The prepared sources/split of the last config are reused, so the train/val/test builders
+    scan the data folders once per run.
+    """
     from tmkt import datasets
 
+    key = json.dumps(data_cfg.to_dict(), sort_keys=True, default=str)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = datasets.prepare(data_cfg)
+    prep = _PREPARED[key]
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
     if kind == "paired":
-        return datasets.build_paired(data_cfg, split)
-    return datasets.build_events(data_cfg, split)
+        return datasets.PairedDataset(prep, split)
+    return datasets.EventDataset(prep, split)
 
 
 def default_model_fn(model_cfg: Any, num_classes: int, in_shape: tuple[int, int, int]):
