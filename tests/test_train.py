@@ -147,3 +147,23 @@ def test_resume_rejects_other_method(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="checkpoint is for method 'dvs'"):
         train(_cfg(**{"method.name": "tmkt", "optim.epochs": 2}), out_dir=tmp_path,
               resume=tmp_path, data_fn=fake_data_fn, model_fn=fake_model_fn())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("amp", "compile_"), [("bf16", False), ("fp16", False), ("none", True)])
+def test_gpu_amp_and_compile(tmp_path: Path, amp: str, compile_: bool) -> None:
+    cfg = _cfg(**{"method.name": "tmkt", "optim.epochs": 3, "train.device": "cuda",
+                  "train.amp": amp, "train.compile": compile_, "train.plots": False})
+    res = train(cfg, out_dir=tmp_path, data_fn=fake_data_fn, model_fn=fake_model_fn(True))
+    assert all(math.isfinite(r["train_loss"]) for r in res.history)
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(tmp_path)["model"])
+
+
+def test_amp_needs_cuda() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    from tmkt.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        train(_cfg(**{"train.amp": "bf16"}), data_fn=fake_data_fn, model_fn=fake_model_fn())
