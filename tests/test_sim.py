@@ -1,0 +1,232 @@
+"""Event simulator (tmkt.events.sim): determinism, physics invariants, input handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tmkt.events.io import EVENT_DTYPE
+from tmkt.events.sim import (
+    PRESETS,
+    SimParams,
+    preset,
+    simulate,
+    simulate_batch,
+    to_intensity,
+    trajectory,
+)
+
+# A short, cheap setting: 60 ms, 3 saccades, N-MNIST geometry.
+FAST = SimParams(duration_us=60_000, dt_us=1000)
+
+
+def blob(size: int = 28, seed: int = 0) -> np.ndarray:
+    """A smooth random uint8 'digit': a few Gaussian blobs on black."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.zeros((size, size))
+    for _ in range(4):
+        cy, cx = rng.uniform(6, size - 6, 2)
+        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.0**2))
+    return (255 * img / img.max()).astype(np.uint8)
+
+
+def edge_image(size: int = 28) -> np.ndarray:
+    """Left half black, right half white (float in [0, 1])."""
+    img = np.zeros((size, size))
+    img[:, size // 2 :] = 1.0
+    return img
+
+
+def test_output_format_sorted_inside_sensor():
+    ev = simulate(blob(), FAST, seed=1)
+    assert ev.dtype == EVENT_DTYPE
+    assert len(ev) > 100
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert ev["t"].min() >= 0 and ev["t"].max() < FAST.duration_us
+    assert ev["x"].max() < 34 and ev["y"].max() < 34
+    assert set(np.unique(ev["p"])) == {0, 1}
+
+
+def test_seeded_determinism_and_seed_matters():
+    a = simulate(blob(), FAST, seed=3)
+    b = simulate(blob(), FAST, seed=3)
+    c = simulate(blob(), FAST, seed=4)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_batch_equals_single():
+    imgs = [blob(seed=s) for s in range(3)]
+    batch = simulate_batch(imgs, FAST, seeds=[10, 11, 12])
+    for img, s, ev in zip(imgs, [10, 11, 12], batch, strict=True):
+        assert np.array_equal(ev, simulate(img, FAST, seed=s))
+    # an int seed s gives image i the seed [s, i]
+    assert np.array_equal(
+        simulate_batch(imgs, FAST, seeds=5)[2], simulate(imgs[2], FAST, seed=[5, 2])
+    )
+
+
+@pytest.mark.parametrize("value", [0.0, 0.4, 1.0])
+def test_constant_image_gives_no_events(value):
+    assert len(simulate(np.full((28, 28), value), FAST)) == 0
+    assert len(simulate(np.full((9, 13, 3), value), FAST)) == 0
+
+
+def test_noise_and_hot_pixels_on_constant_image():
+    p = FAST.replace(noise_rate_hz=20.0)
+    ev = simulate(np.zeros((28, 28)), p, seed=0)
+    expected = 20.0 * 0.06 * 34 * 34  # Poisson mean 1387
+    assert abs(len(ev) - expected) < 5 * np.sqrt(expected)
+    assert np.all(np.diff(ev["t"]) >= 0) and ev["x"].max() < 34 and ev["y"].max() < 34
+    hot = FAST.replace(hot_pixel_fraction=0.01, hot_pixel_rate_hz=500.0)
+    ev = simulate(np.zeros((28, 28)), hot, seed=0)
+    pixels = np.unique(ev["y"].astype(int) * 34 + ev["x"])
+    assert len(pixels) == round(0.01 * 34 * 34)
+    assert abs(len(ev) - 12 * 500 * 0.06) < 5 * np.sqrt(12 * 500 * 0.06)
+
+
+def test_higher_threshold_fewer_events():
+    counts = [
+        len(simulate(blob(), FAST.replace(threshold_on=c, threshold_off=c), seed=0))
+        for c in (0.1, 0.2, 0.4, 0.8)
+    ]
+    assert counts[0] > counts[1] > counts[2] > counts[3] > 0
+
+
+def test_refractory_period_respected_and_reduces_events():
+    counts = []
+    for refr in (0, 1000, 3000):
+        ev = simulate(blob(), FAST.replace(refractory_us=refr), seed=0)
+        counts.append(len(ev))
+        pix = ev["y"].astype(np.int64) * 34 + ev["x"]
+        order = np.lexsort((ev["t"], pix))
+        same = pix[order][1:] == pix[order][:-1]
+        gaps = np.diff(ev["t"][order])[same]
+        if refr:
+            assert gaps.min() >= refr - 1  # timestamps are rounded to 1 us
+    assert counts[0] > counts[1] > counts[2]
+
+
+def test_ideal_sensor_counts_threshold_crossings():
+    """No mismatch, no refractory, reference at the start level: a pixel swept from black to
+    white by an edge fires exactly floor(log((1 + eps) / eps) / C) ON events."""
+    c, eps = 0.3, 0.1
+    p = SimParams(
+        duration_us=30_000,
+        path=((0.0, 0.0), (-6.0, 0.0)),
+        n_saccades=1,
+        threshold_on=c,
+        threshold_off=c,
+        threshold_sigma=0.0,
+        refractory_us=0,
+        random_reference=False,
+        invert=False,
+        eps=eps,
+    )
+    ev = simulate(edge_image(), p)
+    assert np.all(ev["p"] == 1)  # dark -> bright only, as the white half moves left
+    counts = np.bincount(ev["y"].astype(int) * 34 + ev["x"], minlength=34 * 34)
+    assert counts.max() == int(np.log((1 + eps) / eps) // c)  # 7
+
+
+def test_polarity_follows_motion_direction():
+    """A white bar moving right: ON at its leading (right) edge, OFF behind it."""
+    img = np.zeros((28, 28))
+    img[:, 10:16] = 1.0
+    p = FAST.replace(path=((0.0, 0.0), (4.0, 0.0)), n_saccades=1, invert=False)
+    ev = simulate(img, p)
+    assert ev["x"][ev["p"] == 1].mean() > ev["x"][ev["p"] == 0].mean() + 3
+    swapped = simulate(img, p.replace(swap_polarity=True))
+    assert np.array_equal(swapped["p"], 1 - ev["p"])
+    inverted = simulate(img, p.replace(invert=True))  # black bar on white: polarities flip
+    assert inverted["x"][inverted["p"] == 1].mean() < inverted["x"][inverted["p"] == 0].mean()
+
+
+def test_monitor_mode_events_at_refresh():
+    p = preset("cifar10dvs", duration_us=200_000, sensor_size=(48, 48))
+    ev = simulate(blob(32), p, seed=0)
+    assert len(ev) > 0
+    frame = 1e6 / p.refresh_hz
+    phase = ev["t"] - np.floor(ev["t"] / frame) * frame
+    # the image jumps at refreshes; events fall in the 1 ms step that holds the jump
+    assert np.all((phase < p.dt_us + 1) | (phase > frame - p.dt_us - 1))
+
+
+def test_trajectory_closed_triangle_and_bounds():
+    p = SimParams()
+    pos = trajectory(p, np.array([0.0, p.duration_us]))
+    assert np.allclose(pos[0], pos[1])
+    mid = trajectory(p, np.linspace(0, p.duration_us, 301))
+    verts = np.asarray(p.path)
+    assert np.all(mid.min(0) >= verts.min(0) - 1e-9) and np.all(mid.max(0) <= verts.max(0) + 1e-9)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        np.linspace(0, 255, 28 * 28).reshape(28, 28).astype(np.uint8),
+        np.linspace(0, 1, 28 * 28).reshape(28, 28),
+        np.linspace(0, 255, 28 * 28).reshape(28, 28).astype(np.float32),
+        np.linspace(0, 255, 28 * 28).reshape(28, 28, 1),
+        np.repeat(np.linspace(0, 255, 28 * 28).reshape(28, 28, 1), 3, axis=2).astype(np.uint8),
+        np.linspace(0, 255, 28 * 28).reshape(28, 28).astype(np.int32),
+    ],
+)
+def test_to_intensity_scales_dtypes_alike(img):
+    ref = np.linspace(0, 1, 28 * 28).reshape(28, 28)
+    assert np.allclose(to_intensity(img), ref, atol=1 / 255)
+
+
+def test_to_intensity_special_inputs():
+    assert np.array_equal(to_intensity(np.eye(3, dtype=bool)), np.eye(3))
+    assert to_intensity(np.full((2, 2), 65535, np.uint16)).max() == 1.0
+    rgba = np.zeros((2, 2, 4))
+    rgba[..., :3] = 1.0
+    rgba[..., 3] = [[1.0, 0.5], [0.0, 1.0]]  # composited onto black
+    assert np.allclose(to_intensity(rgba), [[1.0, 0.5], [0.0, 1.0]])
+    rgb = np.zeros((1, 1, 3))
+    rgb[0, 0] = [1.0, 0.0, 0.0]
+    assert np.isclose(to_intensity(rgb)[0, 0], 0.299)
+    assert np.allclose(to_intensity(np.array([[-1.0, 1.0]]), value_range=(-1, 1)), [[0, 1]])
+
+
+@pytest.mark.parametrize(
+    ("img", "match"),
+    [
+        (np.zeros((2, 28, 28, 1)), "HxW"),
+        (np.zeros((28,)), "HxW"),
+        (np.zeros((28, 28, 2)), "HxW"),
+        (np.zeros((0, 28)), "empty"),
+        (np.full((4, 4), np.nan), "NaN"),
+        (np.full((4, 4), -0.5), "negative"),
+        (np.full((4, 4), 300.0), r"\[0, 255\]"),
+        (np.full((4, 4), 300, np.int32), r"\[0, 255\]"),
+        (np.array([["a"]]), "dtype"),
+    ],
+)
+def test_bad_images_refused(img, match):
+    with pytest.raises(ValueError, match=match):
+        simulate(img, FAST)
+
+
+def test_any_image_size_and_channels_simulate():
+    small = simulate(np.kron(np.eye(4), np.ones((2, 2))), FAST)  # 8x8 -> 28x28 on the sensor
+    rgb = simulate(np.repeat(blob()[:, :, None], 3, axis=2), FAST, seed=2)
+    gray = simulate(blob(), FAST, seed=2)
+    assert len(small) > 0
+    assert np.array_equal(rgb, gray)
+
+
+def test_params_validation_and_presets():
+    with pytest.raises(ValueError, match="mode"):
+        SimParams(mode="fly")
+    with pytest.raises(ValueError, match="threshold_on"):
+        SimParams(threshold_on=0.0)
+    with pytest.raises(ValueError, match="refractory_us"):
+        SimParams(refractory_us=-1)
+    with pytest.raises(ValueError, match="preset"):
+        preset("nope")
+    assert set(PRESETS) == {"nmnist", "ncaltech101", "cifar10dvs"}
+    assert preset("nmnist") == SimParams()
+    assert SimParams().to_dict()["sensor_size"] == [34, 34]
