@@ -114,9 +114,7 @@ def check_params(p: SimParams) -> None:
 PRESETS: dict[str, SimParams] = {
     "nmnist": SimParams(),
     # [ours, not validated] N-Caltech101: ATIS 304x240 (images ~240x180), same saccades, larger.
-    "ncaltech101": SimParams(
-        sensor_size=(240, 180), image_size=None, amplitude=3.0, invert=False
-    ),
+    "ncaltech101": SimParams(sensor_size=(240, 180), image_size=None, amplitude=3.0, invert=False),
     # [ours, not validated] CIFAR10-DVS: DVS128, image moved on a 60 Hz monitor along a loop.
     "cifar10dvs": SimParams(
         mode="monitor",
