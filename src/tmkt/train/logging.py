@@ -103,6 +103,7 @@ class Progress:
     """A tqdm bar over one epoch showing loss, accuracy and samples/s (silent when disabled)."""
 
     def __init__(self, iterable: Iterable, total: int, desc: str, enabled: bool) -> None:
+        self.enabled = enabled
         self._bar = tqdm(
             iterable, total=total, desc=desc, disable=not enabled, leave=False,
             dynamic_ncols=True,

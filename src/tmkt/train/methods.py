@@ -205,8 +205,10 @@ class TwoStreamMethod(Method):
             raise ValueError(f"method {self.name!r} needs paired static and event frames")
         B, T = batch.events.shape[:2]
         r = self.schedule_value(progress)
-        mask = tsm.sample_mask(self.mixer, B, T, r, self.generator)
-        mixed = tsm.mix_by_mask(batch.static, batch.events, mask.to(batch.events.device))
+        mask = tsm.sample_mask(self.mixer, B, T, r, self.generator)  # CPU generator
+        if batch.events.is_cuda:  # pinned + non-blocking: no host sync in the step
+            mask = mask.pin_memory().to(batch.events.device, non_blocking=True)
+        mixed = tsm.mix_by_mask(batch.static, batch.events, mask)
         out_s, out_e = self.streams(time_first(mixed.x), time_first(batch.events))
         y = batch.label
         l_src = self.tet(out_s.logits_src, y)
