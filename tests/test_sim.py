@@ -230,3 +230,93 @@ def test_params_validation_and_presets():
     assert set(PRESETS) == {"nmnist", "ncaltech101", "cifar10dvs"}
     assert preset("nmnist") == SimParams()
     assert SimParams().to_dict()["sensor_size"] == [34, 34]
+
+
+# ---------------------------------------------------------------------------- `sim` datasets
+
+
+def _digits_cfg(tmp_path, **options):
+    from tmkt.datasets import DataConfig
+
+    opts = {"sim_chunk": 8, **options}
+    return DataConfig(name="digits_sim", root=tmp_path, T=4, options=opts, max_per_class=2)
+
+
+def test_digits_sim_sources_link_each_recording_to_its_digit(tmp_path):
+    from tmkt.datasets.registry import get_sources
+    from tmkt.datasets.sim import load_digits_images, picture_seed
+
+    src = get_sources(_digits_cfg(tmp_path))
+    images, labels = load_digits_images()
+    assert len(src.events) == len(src.static) == len(images) == 1797
+    assert src.sensor_size == (34, 34)
+    assert sorted({e.label for e in src.events}) == [str(i) for i in range(10)]
+    by_key = {s.key: s for s in src.static}
+    for e in src.events[:20]:
+        assert by_key[e.key].label == e.label
+    item, pic = src.events[5], src.static[5]
+    assert pic.key == item.key and int(item.label) == labels[5]
+    ev, sensor = src.load_events(item)
+    assert sensor == (34, 34)
+    # exactly the simulator's output for that digit with its per-picture seed
+    expected = simulate(src.load_static(pic), SimParams(), seed=picture_seed(0, pic.ref))
+    assert np.array_equal(ev, expected)
+    assert src.load_static(pic).dtype == np.uint8 and src.load_static(pic).shape == (8, 8)
+
+
+def test_sim_source_is_independent_of_chunking_and_seeded(tmp_path):
+    from tmkt.datasets.registry import get_sources
+
+    a = get_sources(_digits_cfg(tmp_path, sim_chunk=3))
+    b = get_sources(_digits_cfg(tmp_path, sim_chunk=16))
+    c = get_sources(_digits_cfg(tmp_path, sim_seed=1))
+    for i in (0, 4, 17):
+        ea, eb, ec = (s.load_events(s.events[i])[0] for s in (a, b, c))
+        assert np.array_equal(ea, eb)
+        assert not np.array_equal(ea, ec)
+
+
+def test_sim_settings_change_refs_and_options_are_checked(tmp_path):
+    from tmkt.datasets import DatasetError
+    from tmkt.datasets.registry import get_sources
+
+    ref0 = get_sources(_digits_cfg(tmp_path)).events[0].ref
+    ref1 = get_sources(_digits_cfg(tmp_path, sim={"threshold_on": 0.5})).events[0].ref
+    assert ref0 != ref1 and ref0.split("/", 1)[1] == ref1.split("/", 1)[1]
+    with pytest.raises(DatasetError, match="unknown simulator setting"):
+        get_sources(_digits_cfg(tmp_path, sim={"thresh": 1}))
+    with pytest.raises(ValueError, match="preset"):
+        get_sources(_digits_cfg(tmp_path, sim_preset="nope"))
+
+
+def test_digits_sim_paired_dataset_and_frame_cache(tmp_path):
+    from tmkt.datasets import build_events, build_paired
+
+    cfg = _digits_cfg(tmp_path)
+    cfg.pairing = "index"
+    ds = build_paired(cfg, "train")
+    assert ds.num_classes == 10 and len(ds) == 20
+    st, ev, y = ds[3]
+    assert tuple(st.shape) == (4, 2, 34, 34) and tuple(ev.shape) == (4, 2, 34, 34)
+    assert float(ev.sum()) > 500  # a digit's recording holds thousands of events
+    # the cache on disk gives back the same frames
+    again = build_events(cfg, "train")
+    assert not again.cache.built
+    assert np.array_equal(again[3][0].numpy(), ev.numpy())
+    # no picture of a test recording is in the training pool
+    test_keys = {e.key for e in build_events(cfg, "test").items}
+    assert test_keys and not test_keys & {s.key for s in ds.static.items}
+
+
+def test_sim_family_on_a_base_dataset(shared_data, tmp_path):
+    from tmkt.datasets import DataConfig
+    from tmkt.datasets.registry import get_sources
+
+    cfg = DataConfig(
+        name="sim", root=shared_data, cache_dir=tmp_path, options={"base": "nmnist", "sim_chunk": 2}
+    )
+    src = get_sources(cfg)
+    assert len(src.events) == len(src.static) == 59700 + 9950  # one recording per MNIST picture
+    item = next(e for e in src.events if e.key == ("train", 0))
+    ev, sensor = src.load_events(item)
+    assert sensor == (34, 34) and len(ev) > 1000 and item.label == "5"  # MNIST train image 0

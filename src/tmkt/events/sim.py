@@ -47,7 +47,8 @@ class SimParams:
     move_start: float = 0.06  # each move starts this fraction into its segment ...
     move_end: float = 0.82  # ... and ends here (raised-cosine velocity profile)
     refresh_hz: float = 60.0  # monitor mode: the image position changes only at refreshes
-    dt_us: int = 1000  # simulation time step (timestamps are interpolated within it)
+    dt_us: int = 5000  # longest simulation time step (timestamps are interpolated within it)
+    step_px: float = 0.25  # most the image moves within one step (shorter steps where fast)
     threshold_on: float = 0.25
     threshold_off: float = 0.25
     threshold_sigma: float = 0.03  # pixel-to-pixel mismatch (absolute, Gaussian)
@@ -90,7 +91,7 @@ def check_params(p: SimParams) -> None:
         raise ValueError(f"SimParams.sensor_size must be (width, height) >= 1, got {p.sensor_size}")
     if p.image_size is not None and (len(p.image_size) != 2 or min(p.image_size) < 1):
         raise ValueError("SimParams.image_size must be (height, width) >= 1 or None")
-    positive = ("duration_us", "dt_us", "n_saccades", "threshold_min", "refresh_hz")
+    positive = ("duration_us", "dt_us", "step_px", "n_saccades", "threshold_min", "refresh_hz")
     for name in positive:
         if not getattr(p, name) > 0:
             raise ValueError(f"SimParams.{name} must be > 0, got {getattr(p, name)}")
@@ -243,6 +244,21 @@ def trajectory(p: SimParams, t_us: np.ndarray) -> np.ndarray:
     return a + (b - a) * u[:, None]
 
 
+def time_grid(p: SimParams) -> np.ndarray:
+    """Step boundaries (µs): at most dt_us apart, and the image moves at most step_px (per
+    axis) within a step; instantaneous jumps (monitor refreshes) get a 50 µs step."""
+    fine_dt = 50.0
+    fine = np.minimum(np.arange(0.0, p.duration_us + fine_dt, fine_dt), float(p.duration_us))
+    fine = np.unique(fine)
+    pos = trajectory(p, fine)
+    step = np.abs(np.diff(pos, axis=0)).max(1)
+    cells = np.floor(np.concatenate([[0.0], np.cumsum(step)]) / p.step_px)
+    breaks = fine[1:][np.diff(cells) > 0]
+    jumps = fine[:-1][step > p.step_px]  # a jump gets its own short step
+    regular = np.arange(0.0, float(p.duration_us), float(p.dt_us))
+    return np.unique(np.concatenate([regular, breaks, jumps, [float(p.duration_us)]]))
+
+
 # ---------------------------------------------------------------------------- engine
 
 
@@ -387,8 +403,8 @@ def simulate_batch(
     seeds_ = _as_seeds(seeds, n)
     rngs = [np.random.default_rng(s) for s in seeds_]
     ws, hs = p.sensor_size
-    n_steps = int(np.ceil(p.duration_us / p.dt_us))
-    times = np.minimum(np.arange(n_steps + 1) * float(p.dt_us), float(p.duration_us))
+    times = time_grid(p)
+    n_steps = len(times) - 1
     offsets = trajectory(p, times)
     canvas = _Canvas(imgs, p, offsets)
 
@@ -409,7 +425,7 @@ def simulate_batch(
         if t1 <= t0:
             break
         if np.array_equal(offsets[k], offsets[k - 1]):
-            state.hold()  # no motion, no event; blind pixels' references follow the input
+            state.follow(state.prev, t0, t1)  # no motion, no event
             continue
         cur = canvas.render(offsets[k]).ravel()
         state.follow(cur, t0, t1)
@@ -425,10 +441,10 @@ def simulate_batch(
             t_ev, m, (new_ref, new_until) = _crossings(
                 la, lb, r, state.until[cand], up, thr, t0, t1, refr
             )
-            state.set_ref(cand, new_ref)
             state.until[cand] = new_until
-            if refr > 0:
-                state.busy = np.concatenate([state.busy, cand])
+            later = new_until >= t1
+            state.blind(cand[later])
+            state.set_ref(cand[~later], new_ref[~later])
             out_idx.append(np.repeat(cand, m))
             out_t.append(t_ev)
             out_p.append(np.repeat(up, m))
@@ -437,7 +453,11 @@ def simulate_batch(
 
 
 class _PixelState:
-    """Per-pixel reference (log), its thresholds as intensities (no log per step), refractory."""
+    """Per-pixel reference (log), its thresholds as intensities (no log per step), refractory.
+
+    A pixel in its refractory period is "blind" (thresholds at +-inf); its reference is set
+    when the period ends, to the input level at that moment (the reset follows the input).
+    """
 
     def __init__(self, first: np.ndarray, c_on: np.ndarray, c_off: np.ndarray, eps) -> None:
         self.prev = first
@@ -446,7 +466,7 @@ class _PixelState:
         self.hi = np.empty_like(first)
         self.lo = np.empty_like(first)
         self.until = np.full(first.shape, -np.inf)  # end of each pixel's refractory period
-        self.busy = np.empty(0, dtype=np.int64)  # pixels whose refractory period may still run
+        self.busy = np.empty(0, dtype=np.int64)  # blind pixels
 
     def log(self, intensity: np.ndarray) -> np.ndarray:
         """Log intensity (float64) as the pixel sees it."""
@@ -459,22 +479,24 @@ class _PixelState:
         self.hi[idx] = np.exp(ref + self.c_on[idx]) - self.eps
         self.lo[idx] = np.exp(ref - self.c_off[idx]) - self.eps
 
+    def blind(self, idx: np.ndarray) -> None:
+        """Pixels entering a refractory period that outlasts the current step."""
+        self.hi[idx] = np.inf
+        self.lo[idx] = -np.inf
+        self.busy = np.concatenate([self.busy, idx])
+
     def follow(self, cur: np.ndarray, t0: float, t1: float) -> None:
-        """Refractory pixels: blind all step (reference = input at t1), or leaving refractory
-        inside the step (reference = the input, linearly interpolated, at that moment)."""
+        """Blind pixels whose refractory period ends before t1 see again: reference = the
+        input (linearly interpolated over the step) at that moment."""
         if not len(self.busy):
             return
-        busy = self.busy[self.until[self.busy] > t0]
-        self.busy = busy
-        u = self.until[busy]
-        s = np.clip((u - t0) / (t1 - t0), 0.0, 1.0)
-        a, b = self.log(self.prev[busy]), self.log(cur[busy])
-        self.set_ref(busy, a + s * (b - a))
-
-    def hold(self) -> None:
-        """A step without motion: refractory pixels' references = the (constant) input."""
-        if len(self.busy):
-            self.set_ref(self.busy, self.log(self.prev[self.busy]))
+        u = self.until[self.busy]
+        due = self.busy[u < t1]
+        if len(due):
+            s = np.clip((u[u < t1] - t0) / (t1 - t0), 0.0, 1.0)
+            a, b = self.log(self.prev[due]), self.log(cur[due])
+            self.set_ref(due, a + s * (b - a))
+            self.busy = self.busy[u >= t1]
 
 
 def _crossings(la, lb, ref, until, up, thr, t0: float, t1: float, refr: float):
@@ -524,22 +546,27 @@ def _split_events(out_idx, out_t, out_p, n: int, p: SimParams, rngs) -> list[np.
         t = np.empty(0)
         pol = np.empty(0, bool)
     img = idx // npix
-    pix = idx % npix
     tq = np.minimum(np.round(t).astype(np.int64), p.duration_us - 1)
-    order = np.argsort((img * p.duration_us + tq) * npix + pix, kind="stable")
-    img, pix, tq, pol = img[order], pix[order], tq[order], pol[order]
+    key = tq * npix + idx % npix  # time, then pixel (y, x)
+    # events come step by step: a stable (radix) sort by image leaves each image's events
+    # nearly sorted, which the stable per-image sort (timsort) finishes quickly
+    small = img.astype(np.uint16) if n <= np.iinfo(np.uint16).max else img
+    order = np.argsort(small, kind="stable")
+    img, key, pol = img[order], key[order], pol[order]
     bounds = np.searchsorted(img, np.arange(n + 1))
+    noisy = p.noise_rate_hz > 0 or (p.hot_pixel_fraction > 0 and p.hot_pixel_rate_hz > 0)
     result = []
     for i in range(n):
         a, b = bounds[i], bounds[i + 1]
+        o = np.argsort(key[a:b], kind="stable")
+        k = key[a:b][o]
         ev = np.empty(b - a, dtype=EVENT_DTYPE)
-        ev["t"] = tq[a:b]
-        ev["x"] = pix[a:b] % ws
-        ev["y"] = pix[a:b] // ws
-        ev["p"] = pol[a:b] != p.swap_polarity
-        noise = _noise(rngs[i], p)
-        if len(noise):
-            ev = np.concatenate([ev, noise])
+        ev["t"] = k // npix
+        ev["x"] = k % ws
+        ev["y"] = (k % npix) // ws
+        ev["p"] = pol[a:b][o] != p.swap_polarity
+        if noisy:
+            ev = np.concatenate([ev, _noise(rngs[i], p)])
             ev = ev[np.lexsort((ev["x"], ev["y"], ev["t"]))]
         result.append(ev)
     return result
