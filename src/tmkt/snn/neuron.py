@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tmkt.snn import lif_triton
 from tmkt.snn.surrogate import Surrogate, build_surrogate
 
 RESETS = ("hard", "soft")
@@ -57,6 +58,9 @@ def lif_forward_inplace(
     buf: Tensor, tau: float, vth: float, hard: bool, spikes: Tensor | None, v_seq: Tensor | None
 ) -> None:
     """Overwrite buf[T, ...] (the LIF input) with the pre-spike membrane h; fill spikes/v_seq."""
+    if lif_triton.usable(buf):
+        lif_triton.forward_inplace(buf, tau, vth, hard, spikes, v_seq)
+        return
     v = torch.zeros_like(buf[0])
     for t in range(buf.shape[0]):
         h = buf[t]
@@ -74,6 +78,9 @@ def lif_backward_inplace(
     detach: bool, sg: Surrogate,
 ) -> None:
     """Overwrite h_seq[T, ...] with dL/dx (x = the LIF input), going backward in time."""
+    if lif_triton.usable(h_seq, sg):
+        lif_triton.backward_inplace(h_seq, g_s, g_v, tau, vth, hard, detach, sg)
+        return
     keep = 1.0 - 1.0 / tau
     carry: Tensor | None = None
     for t in range(h_seq.shape[0] - 1, -1, -1):
