@@ -194,3 +194,28 @@ def test_cli(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         parser.parse_args(["gradvar", "--k", "3"])  # neither --run nor --checkpoints
     with pytest.raises(SystemExit):
         parser.parse_args(["gradvar", "--run", "x", "--r", "2"])
+
+
+def test_real_backbone(tmp_path: Path) -> None:
+    """cnn_small (conv-BN-LIF) through the trainer's default model factory."""
+    cfg = _cfg(**{"model.name": "cnn_small", "model.width": 0.25, "optim.epochs": 1,
+                  "train.max_steps_per_epoch": 1, "train.eval_every": 1})
+    files = gx.train_with_checkpoints(cfg, tmp_path, data_fn=fake_data_fn)
+    assert [f.name for f in files] == ["epoch_0000.pt", "epoch_0001.pt"]
+    from tmkt.train.loop import default_model_fn
+
+    made: list[torch.nn.Module] = []
+
+    def model_fn(*a):
+        made.append(default_model_fn(*a))
+        return made[-1]
+
+    rows = gx.run_gradvar([files[1]], k=3, batch_size=4, r=[1.0, 0.5], seed=0, device="cpu",
+                          data_fn=fake_data_fn, model_fn=model_fn)
+    at1 = [x.trace_cov for x in rows if x.r == 1.0]
+    at_half = [x.trace_cov for x in rows if x.r == 0.5]
+    assert at1[0] == at1[1] == at1[2] > 0
+    assert len(set(at_half)) == 3 and min(at_half) > 0
+    saved, now = load_checkpoint(files[1])["model"], made[0].state_dict()
+    assert any("running_mean" in k for k in saved)  # BatchNorm statistics are checked too
+    assert saved.keys() == now.keys() and all(torch.equal(saved[k], now[k]) for k in saved)
