@@ -61,6 +61,8 @@ def test_batch_equals_single():
     batch = simulate_batch(imgs, FAST, seeds=[10, 11, 12])
     for img, s, ev in zip(imgs, [10, 11, 12], batch, strict=True):
         assert np.array_equal(ev, simulate(img, FAST, seed=s))
+    chunked = simulate_batch(imgs, FAST, seeds=[10, 11, 12], chunk=2)
+    assert all(np.array_equal(a, b) for a, b in zip(batch, chunked, strict=True))
     # an int seed s gives image i the seed [s, i]
     assert np.array_equal(
         simulate_batch(imgs, FAST, seeds=5)[2], simulate(imgs[2], FAST, seed=[5, 2])
