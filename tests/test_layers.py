@@ -114,13 +114,17 @@ def test_conv_bn_lif_per_step_bn_equals_step_loop():
     torch.testing.assert_close(blk(x), lif_multistep(pre)[0])
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("reset,detach", [("hard", True), ("soft", False), ("hard", False)])
 @pytest.mark.parametrize("train", [True, False])
-def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train):
+def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train, device):
     """The fused BN+LIF node (one saved tensor) equals SeqBatchNorm2d followed by LIF: outputs,
     membrane, running statistics, and gradients of input, BN weight and BN bias."""
     torch.manual_seed(0)
-    bn_a = SeqBatchNorm2d(4)
+    bn_a = SeqBatchNorm2d(4).to(device)
     with torch.no_grad():
         bn_a.weight.uniform_(0.5, 1.5)
         bn_a.bias.uniform_(-0.2, 0.4)
@@ -130,11 +134,11 @@ def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train):
     lif = LIF(reset=reset, detach_reset=detach)
     bn_a.train(train)
     bn_b.train(train)
-    y = _x(6, 3, 4, 5, 5, seed=7) * 1.5 + 0.3
+    y = (_x(6, 3, 4, 5, 5, seed=7) * 1.5 + 0.3).to(device)
     y1, y2 = y.clone().requires_grad_(), y.clone().requires_grad_()
     s1, v1 = bn_lif(bn_a, lif, y1, want_v=True)  # fused
     s2, v2 = lif.forward_with_v(bn_b(y2))  # reference
-    w = _x(*y.shape, seed=8)
+    w = _x(*y.shape, seed=8).to(device)
     ((s1 * w).sum() + (v1 * w.flip(0)).sum()).backward()
     ((s2 * w).sum() + (v2 * w.flip(0)).sum()).backward()
     assert 0.05 < s1.mean().item() < 0.95

@@ -18,8 +18,9 @@ from tmkt.snn.surrogate import Surrogate, build_surrogate
 if TYPE_CHECKING:
     from tmkt.snn.layers import SeqBatchNorm2d
 
-_bn = torch.ops.aten.native_batch_norm
-_bn_backward = torch.ops.aten.native_batch_norm_backward
+# The entry points F.batch_norm uses (cuDNN on CUDA, native on CPU): same numerics as nn.BatchNorm2d
+_bn = torch.ops.aten._batch_norm_impl_index
+_bn_backward = torch.ops.aten._batch_norm_impl_index_backward
 
 
 class _BNLIF(torch.autograd.Function):
@@ -38,7 +39,8 @@ class _BNLIF(torch.autograd.Function):
         rm = bn.running_mean if use_running else None
         rv = bn.running_var if use_running else None
         yf = y.flatten(0, 1)
-        x, mean, invstd = _bn(yf, weight, bias, rm, rv, training, momentum, bn.eps)
+        cudnn = torch.backends.cudnn.enabled
+        x = _bn(yf, weight, bias, rm, rv, training, momentum, bn.eps, cudnn)[0]
         buf = x.view_as(y)
         spikes = torch.empty_like(y)
         v_seq = torch.empty_like(y) if want_v else y.new_empty(0)
@@ -47,21 +49,18 @@ class _BNLIF(torch.autograd.Function):
                              v_seq if want_v else None)
         # eval mode reads running stats in backward: keep copies (they change in place later)
         stats = (rm.clone(), rv.clone()) if not training and rm is not None else (None, None)
-        ctx.save_for_backward(y, weight, bias, mean, invstd)
+        ctx.save_for_backward(y, weight, bias)  # statistics are recomputed in backward
         ctx.stats = stats
-        ctx.meta = (training, bn.eps, cfg, sg, want_v)
+        ctx.meta = (training, bn.eps, cudnn, cfg, sg, want_v)
         return spikes, v_seq
 
     @staticmethod
     def backward(ctx, g_s: Tensor, g_v: Tensor):  # type: ignore[override]
-        y, weight, bias, mean, invstd = ctx.saved_tensors
-        training, eps, cfg, sg, want_v = ctx.meta
+        y, weight, bias = ctx.saved_tensors
+        training, eps, cudnn, cfg, sg, want_v = ctx.meta
         rm, rv = ctx.stats
         yf = y.flatten(0, 1)
-        if training:
-            x = _bn(yf, weight, bias, None, None, True, 0.0, eps)[0]
-        else:
-            x = _bn(yf, weight, bias, rm, rv, False, 0.0, eps)[0]
+        x, mean, var_t, reserve, impl = _bn(yf, weight, bias, rm, rv, training, 0.0, eps, cudnn)
         buf = x.view_as(y)
         tau, vth, hard = float(cfg.tau), float(cfg.v_threshold), cfg.reset == "hard"
         lif_forward_inplace(buf, tau, vth, hard, None, None)  # buf = h
@@ -70,7 +69,9 @@ class _BNLIF(torch.autograd.Function):
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 bias is not None and ctx.needs_input_grad[2]]
         g_x = x  # buf is a view of x: it now holds dL/dx
-        g_y, g_w, g_b = _bn_backward(g_x, yf, weight, rm, rv, mean, invstd, training, eps, mask)
+        g_y, g_w, g_b = _bn_backward(
+            impl, yf, g_x, weight, rm, rv, mean, var_t, training, eps, mask, reserve
+        )
         g_y = g_y.view_as(y) if g_y is not None else None
         return g_y, g_w, g_b, None, None, None, None
 
