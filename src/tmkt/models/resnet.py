@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from tmkt.models.base import SpikingNet, scaled
@@ -75,7 +77,14 @@ class SpikingResNet18(SpikingNet):
     """Pre-activation spiking ResNet-18: conv3x3 stem (no max-pool), 4 stages of 2 blocks
     (64,128,256,512; strides 1,2,2,2), final BN-LIF, global average pool (F = 512 x width)."""
 
-    def __init__(self, num_classes, in_shape, width, neuron, bn_mode) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        num_classes: int,
+        in_shape: tuple[int, int, int],
+        width: float,
+        neuron: LIFConfig,
+        bn_mode: str,
+    ) -> None:
         super().__init__(num_classes, in_shape, neuron, bn_mode)
         c, h, w = in_shape
         ch = scaled(64, width)
@@ -102,7 +111,14 @@ class SpikingResNet19(SpikingNet):
     widths 128,256,512 (strides 1,2,2), global average pool (F = 512 x width). The heads are
     single linear layers (TET's extra 256-unit spiking FC is left out)."""
 
-    def __init__(self, num_classes, in_shape, width, neuron, bn_mode) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        num_classes: int,
+        in_shape: tuple[int, int, int],
+        width: float,
+        neuron: LIFConfig,
+        bn_mode: str,
+    ) -> None:
         super().__init__(num_classes, in_shape, neuron, bn_mode)
         c, h, w = in_shape
         ch = scaled(128, width)
@@ -127,11 +143,11 @@ class SpikingResNet19(SpikingNet):
         return _pool(s), v
 
 
-def resnet18(**kw) -> SpikingResNet18:
+def resnet18(**kw: Any) -> SpikingResNet18:
     """Spiking pre-activation ResNet-18."""
     return SpikingResNet18(**kw)
 
 
-def resnet19(**kw) -> SpikingResNet19:
+def resnet19(**kw: Any) -> SpikingResNet19:
     """Spiking ResNet-19 (TET)."""
     return SpikingResNet19(**kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -61,6 +62,6 @@ class PlainSNN(SpikingNet):
         return x.flatten(2), mem
 
 
-def vgg_snn(**kw) -> PlainSNN:
+def vgg_snn(**kw: Any) -> PlainSNN:
     """VGG-SNN: 64,128 | P | 256,256 | P | 512,512 | P | 512,512 | P (He et al., TET)."""
     return PlainSNN(VGG_SNN_CFG, **kw)
