@@ -322,3 +322,15 @@ def test_sim_family_on_a_base_dataset(shared_data, tmp_path):
     item = next(e for e in src.events if e.key == ("train", 0))
     ev, sensor = src.load_events(item)
     assert sensor == (34, 34) and len(ev) > 1000 and item.label == "5"  # MNIST train image 0
+
+
+def test_embedded_digits_match_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    from tmkt.datasets.sim import load_digits_images
+
+    images, labels = load_digits_images()
+    d = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8
+    assert np.array_equal(labels, d.target)
+    assert np.array_equal(images, np.round(d.images * 255 / 16).astype(np.uint8))

@@ -9,8 +9,9 @@
 Every event item is linked to its picture (equal `key`), so splits keep a picture with its
 recording and `pairing="index"` works. Simulation is seeded per picture (`sim_seed`, crc32 of
 the picture's ref): reproducible, independent of batching and order. Recordings are simulated
-in batches on first use and kept in memory; the frames are cached on disk by the datasets'
-frame cache (refs carry a hash of the simulator settings, so other settings rebuild it).
+a chunk of pictures at a time on first use and kept in a process-wide LRU (20 M events); the
+frames are cached on disk by the datasets' frame cache (refs carry a hash of the simulator
+settings, so other settings rebuild it).
 
 Options (``DataConfig.options``): ``base`` (family name, default "digits"), ``sim_preset``
 (a `tmkt.events.sim.PRESETS` name, default "nmnist"), ``sim`` (dict of `SimParams` overrides),
@@ -20,10 +21,14 @@ Options (``DataConfig.options``): ``base`` (family name, default "digits"), ``si
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.util
 import json
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -60,8 +65,34 @@ def picture_seed(seed: int, ref: str) -> list[int]:
     return [int(seed), zlib.crc32(ref.encode())]
 
 
+class _ChunkStore:
+    """Process-wide LRU of simulated chunks, shared by every source with the same settings
+    (the train, val and test builders each make their own source)."""
+
+    def __init__(self, max_events: int = 20_000_000) -> None:
+        self.max_events = max_events
+        self.chunks: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.size = 0
+
+    def get(self, key: tuple) -> list[np.ndarray] | None:
+        if key in self.chunks:
+            self.chunks.move_to_end(key)
+            return self.chunks[key]
+        return None
+
+    def put(self, key: tuple, events: list[np.ndarray]) -> None:
+        self.chunks[key] = events
+        self.size += sum(len(e) for e in events)
+        while self.size > self.max_events and len(self.chunks) > 1:
+            _, old = self.chunks.popitem(last=False)
+            self.size -= sum(len(e) for e in old)
+
+
+STORE = _ChunkStore()
+
+
 class SimulatedEvents:
-    """`load_events` of a sim source: simulates pictures in batches on first use, memoised."""
+    """`load_events` of a sim source: simulates pictures a chunk at a time on first use."""
 
     def __init__(
         self,
@@ -70,6 +101,7 @@ class SimulatedEvents:
         params: SimParams,
         seed: int,
         chunk: int = 256,
+        store_key: tuple = (),
     ) -> None:
         self.pictures = pictures
         self.load_static = load_static
@@ -77,30 +109,26 @@ class SimulatedEvents:
         self.seed = seed
         self.chunk = max(1, int(chunk))
         self.position = {it.ref: i for i, it in enumerate(pictures)}
-        self.memo: dict[int, np.ndarray] = {}
+        self.store_key = store_key
 
     def events_of(self, i: int) -> np.ndarray:
         """Events of picture i (simulating its whole chunk if needed)."""
-        if i not in self.memo:
-            start = i - i % self.chunk
-            stop = min(start + self.chunk, len(self.pictures))
-            todo = [j for j in range(start, stop) if j not in self.memo]
-            images = [self.load_static(self.pictures[j]) for j in todo]
-            seeds = [picture_seed(self.seed, self.pictures[j].ref) for j in todo]
-            for j, ev in zip(todo, simulate_batch(images, self.params, seeds=seeds), strict=True):
-                self.memo[j] = ev
-        return self.memo[i]
+        c = i // self.chunk
+        key = (*self.store_key, self.chunk, c)
+        events = STORE.get(key)
+        if events is None:
+            todo = self.pictures[c * self.chunk : (c + 1) * self.chunk]
+            images = [self.load_static(it) for it in todo]
+            seeds = [picture_seed(self.seed, it.ref) for it in todo]
+            events = simulate_batch(images, self.params, seeds=seeds)
+            STORE.put(key, events)
+        return events[i - c * self.chunk]
 
     def __call__(self, item: Item) -> tuple[np.ndarray, tuple[int, int]]:
         picture_ref = item.ref.split("/", 1)[1]
         if picture_ref not in self.position:
             raise DatasetError(f"{item.ref}: no such picture in this sim source")
         return self.events_of(self.position[picture_ref]), tuple(self.params.sensor_size)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["memo"] = {}  # worker processes simulate what they need
-        return state
 
 
 def simulated_sources(name: str, base: Sources, params: SimParams, seed: int, chunk: int):
@@ -113,17 +141,35 @@ def simulated_sources(name: str, base: Sources, params: SimParams, seed: int, ch
         for s in base.static
     ]
     events = [Item(f"sim-{tag}/{s.ref}", s.label, s.key, s.official, None) for s in pictures]
-    loader = SimulatedEvents(pictures, base.load_static, params, seed, chunk)
+    # pictures are identified by the base family, its picture list and the settings
+    listing = hashlib.sha256("\n".join(p.ref for p in pictures).encode()).hexdigest()[:12]
+    store_key = (base.name, listing, tag)
+    loader = SimulatedEvents(pictures, base.load_static, params, seed, chunk, store_key)
     return Sources(name, events, pictures, loader, base.load_static, tuple(params.sensor_size))
 
 
+@functools.lru_cache(maxsize=1)
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits as uint8 (0-16 scaled to 0-255) and their labels."""
-    from sklearn.datasets import load_digits
+    """scikit-learn's 8x8 digits as uint8 (0-16 scaled to 0-255) and their labels.
 
-    d = load_digits()
-    images = np.round(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    return images, d.target.astype(np.int64)
+    Read straight from scikit-learn's bundled `digits.csv.gz` (importing sklearn takes
+    seconds); falls back to `sklearn.datasets.load_digits` if the file is not where expected.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    csv = None
+    if spec is not None and spec.submodule_search_locations:
+        csv = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if csv is not None and csv.is_file():
+        data = np.loadtxt(csv, delimiter=",")
+        pixels, labels = data[:, :64].reshape(-1, 8, 8), data[:, 64]
+    else:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        pixels, labels = d.images, d.target
+    images = np.round(pixels * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    images.setflags(write=False)
+    return images, labels.astype(np.int64)
 
 
 def digits_static() -> Sources:
