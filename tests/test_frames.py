@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tonic.transforms
 
-from tmkt.events.frames import downsample_sum, events_to_frames
+from tmkt.events.frames import downsample_sum, events_to_frames, events_to_frames_many
 from tmkt.events.io import make_events, read_events
 
 
@@ -210,3 +210,91 @@ def test_other_event_dtypes_accepted_or_refused() -> None:
     float_t = np.zeros(2, dtype=[("t", "<f8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
     with pytest.raises(ValueError, match="integer microseconds"):
         events_to_frames(float_t, (3, 1), 1)
+
+
+def _reference_frames(
+    events: np.ndarray, sensor, T: int, size=None, binning: str = "time", norm: str = "none"
+) -> np.ndarray:
+    """The oracle above for both binnings and all norms (count bins: j * T // N)."""
+    if binning == "time":
+        counts = _oracle_frames(events, sensor, T, size) if len(events) else None
+    else:
+        width, height = sensor
+        h_out, w_out = (height, width) if size is None else size
+        counts = np.zeros((T, 2, h_out, w_out), np.float64)
+        b = np.arange(len(events)) * T // max(len(events), 1)
+        y = events["y"].astype(np.int64) * h_out // height
+        x = events["x"].astype(np.int64) * w_out // width
+        np.add.at(counts, (b, events["p"].astype(np.int64), y, x), 1)
+        counts = counts.astype(np.float32)
+    if counts is None:
+        width, height = sensor
+        counts = np.zeros((T, 2, *((height, width) if size is None else size)), np.float32)
+    if norm == "log1p":
+        return np.log1p(counts)
+    return np.minimum(counts, np.float32(1.0)) if norm == "clip" else counts
+
+
+def _mixed_recordings(shared_data: Path) -> list[np.ndarray]:
+    """Real N-MNIST files plus the awkward cases: empty, one event, one timestamp, unsorted."""
+    recs = [read_events(p).events for p in _nmnist_files(shared_data, 12)]
+    one_time = make_events(np.full(5, 7), [1, 2, 3, 4, 5], [2] * 5, [0, 1, 0, 1, 1])
+    shuffled = recs[2][np.random.default_rng(0).permutation(len(recs[2]))]
+    empty = recs[0][:0]
+    return [empty, recs[0], recs[1][:1], one_time, *recs[3:6], empty, shuffled, *recs[6:]]
+
+
+@pytest.mark.parametrize("norm", ["none", "log1p", "clip"])
+@pytest.mark.parametrize("binning", ["time", "count"])
+@pytest.mark.parametrize("size", [None, (17, 17), (20, 25), (1, 1)])
+def test_single_and_batched_paths_equal_reference(
+    shared_data: Path, size, binning: str, norm: str
+) -> None:
+    recs = _mixed_recordings(shared_data)
+    for T in (1, 7):
+        ref = np.stack([_reference_frames(ev, (34, 34), T, size, binning, norm) for ev in recs])
+        kw = dict(size=size, binning=binning, norm=norm)
+        single = np.stack([events_to_frames(ev, (34, 34), T, **kw) for ev in recs])
+        unchecked = np.stack(
+            [events_to_frames(ev, (34, 34), T, validate=False, **kw) for ev in recs]
+        )
+        many = events_to_frames_many(recs, (34, 34), T, **kw)
+        assert many.shape == (len(recs), T, 2, *(size or (34, 34))) and many.dtype == np.float32
+        for got in (single, unchecked, many):
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_batched_groups_dtypes_and_large_recordings(
+    shared_data: Path, fixtures_dir: Path, monkeypatch
+) -> None:
+    """Small group limits split the list anywhere; other dtypes and big streams still match."""
+    import tmkt.events.frames as frames_mod
+
+    recs = _mixed_recordings(shared_data)
+    tonic_like = np.zeros(len(recs[4]), dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<i8"),
+                                                ("p", "?")])
+    for f in ("t", "x", "y", "p"):
+        tonic_like[f] = recs[4][f]
+    recs = [*recs[:3], tonic_like, *recs[3:]]
+    expected = np.stack([events_to_frames(ev, (34, 34), 10) for ev in recs])
+    for events_limit, bins_limit in ((1 << 20, 1 << 19), (3000, 1 << 19), (1 << 20, 30000)):
+        monkeypatch.setattr(frames_mod, "_MANY_EVENTS", events_limit)
+        monkeypatch.setattr(frames_mod, "_MANY_BINS", bins_limit)
+        np.testing.assert_array_equal(events_to_frames_many(recs, (34, 34), 10), expected)
+    big, sensor = read_events(fixtures_dir / "sample.aedat4")
+    monkeypatch.setattr(frames_mod, "_MANY_EVENTS", 50_000)
+    many = events_to_frames_many([big[:1000], big, big[5:9]], sensor, 5, size=(48, 64))
+    for row, ev in zip(many, [big[:1000], big, big[5:9]], strict=True):
+        np.testing.assert_array_equal(row, events_to_frames(ev, sensor, 5, size=(48, 64)))
+    assert events_to_frames_many([], (34, 34), 3).shape == (0, 3, 2, 34, 34)
+
+
+def test_batched_refuses_bad_input() -> None:
+    good = make_events(np.array([0, 5]), [0, 1], [0, 0], [0, 1])
+    bad = make_events(np.array([0, 5]), [0, 40], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="outside the 34x34 sensor"):
+        events_to_frames_many([good, bad], (34, 34), 2)
+    with pytest.raises(ValueError, match="structured array with t, x, y, p"):
+        events_to_frames_many([good, np.zeros((3, 4))], (34, 34), 2)
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        events_to_frames_many([good], (34, 34), 0)

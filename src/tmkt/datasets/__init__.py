@@ -10,10 +10,12 @@ from tmkt.datasets.download import download
 from tmkt.datasets.paired import (
     EventDataset,
     PairedDataset,
+    SampleBatch,
     StaticDataset,
     build_events,
     build_paired,
     build_static,
+    fast_collate,
     prepare,
     write_split,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "EventDataset",
     "Item",
     "PairedDataset",
+    "SampleBatch",
     "Sources",
     "Split",
     "StaticDataset",
@@ -34,6 +37,7 @@ __all__ = [
     "build_paired",
     "build_static",
     "download",
+    "fast_collate",
     "get_sources",
     "load_split",
     "prepare",

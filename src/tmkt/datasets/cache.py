@@ -19,6 +19,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 _CHUNK = 1 << 22
+BUILD_CHUNK = 64
+"""Rows computed per ``compute_many`` call while building (bounds the events held at once)."""
 
 
 def cache_path(cache_dir: Path, tag: str, settings: dict[str, Any]) -> Path:
@@ -74,18 +76,32 @@ def build(
     shape: tuple,
     compute: Callable[[int], np.ndarray],
     progress: Callable[[int], None] | None = None,
+    *,
+    compute_many: Callable[[range], np.ndarray] | None = None,
+    chunk: int = BUILD_CHUNK,
 ) -> None:
-    """Write row i = compute(i) for all rows, atomically, with its sidecar."""
+    """Write row i = compute(i) for all rows, atomically, with its sidecar.
+
+    With ``compute_many``, rows are computed ``chunk`` at a time: ``out[a:b] =
+    compute_many(range(a, b))`` (it must equal the rows ``compute`` gives).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     side = _sidecar(path)
     side.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape))
-        for i in range(shape[0]):
-            out[i] = compute(i)
-            if progress is not None:
-                progress(i)
+        if compute_many is None:
+            for i in range(shape[0]):
+                out[i] = compute(i)
+                if progress is not None:
+                    progress(i)
+        else:
+            for start in range(0, shape[0], chunk):
+                rows = range(start, min(start + chunk, shape[0]))
+                out[rows.start : rows.stop] = compute_many(rows)
+                if progress is not None:
+                    progress(rows.stop - 1)
         out.flush()
         del out
         meta = {
@@ -114,12 +130,13 @@ class FrameCache:
         fingerprint: Sequence[Any],
         shape: tuple,
         compute: Callable[[int], np.ndarray],
+        compute_many: Callable[[range], np.ndarray] | None = None,
     ) -> None:
         self.path = Path(path)
         self.reason = check(self.path, settings, fingerprint, shape)
         self.built = bool(self.reason)
         if self.built:
-            build(self.path, settings, fingerprint, shape, compute)
+            build(self.path, settings, fingerprint, shape, compute, compute_many=compute_many)
         self._arr: np.ndarray | None = None
 
     @property
@@ -132,6 +149,18 @@ class FrameCache:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return np.array(self.array[i])
+
+    def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows ``indices`` (in that order) as one new array, read in file order (one copy)."""
+        arr = self.array
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        if len(idx) > 1 and (idx[1:] < idx[:-1]).any():
+            out = np.empty((len(idx), *arr.shape[1:]), dtype=arr.dtype)
+            order = np.argsort(idx, kind="stable")
+            for k in order.tolist():  # ascending file offsets: sequential reads on a cold cache
+                out[k] = arr[idx[k]]
+            return out
+        return arr[idx]
 
     def __len__(self) -> int:
         return int(self.array.shape[0])

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from tmkt.datasets import cache as frame_cache
 from tmkt.datasets.base import DatasetError, Item, Sources
@@ -33,6 +33,49 @@ def frames_code_hash() -> str:
     import tmkt.events.frames as frames
 
     return hashlib.sha256(Path(frames.__file__).read_bytes()).hexdigest()[:16]
+
+
+def static_code_hash() -> str:
+    """Hash of `tmkt.static.encode`'s source: any change there invalidates plane caches."""
+    import tmkt.static.encode as encode
+
+    return hashlib.sha256(Path(encode.__file__).read_bytes()).hexdigest()[:16]
+
+
+class SampleBatch(Sequence):
+    """One batch from a dataset's `__getitems__`: its columns already stacked along dim 0.
+
+    `fast_collate` hands the columns out as they are (no copy). Any other collate function sees
+    a sequence of per-sample tuples (views into the columns, the label as int), so torch's
+    `default_collate` still gives the same batch, with its stacking copy.
+    """
+
+    def __init__(self, columns: tuple[torch.Tensor, ...]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return int(self.columns[0].shape[0])
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        *tensors, labels = self.columns
+        return (*(c[k] for c in tensors), int(labels[k]))
+
+    def collate(self) -> list[torch.Tensor]:
+        """The batch as `default_collate` would give it: a list of stacked columns."""
+        return list(self.columns)
+
+
+def fast_collate(batch: Any) -> Any:
+    """DataLoader `collate_fn`: a `SampleBatch` as it is, anything else by `default_collate`."""
+    if isinstance(batch, SampleBatch):
+        return batch.collate()
+    return default_collate(batch)
+
+
+def _labels(targets: list[int], idx: list[int]) -> torch.Tensor:
+    return torch.tensor([targets[i] for i in idx], dtype=torch.int64)
 
 
 @dataclass
@@ -216,22 +259,49 @@ class EventDataset(Dataset):
         path = cfg.cache_path / f"{tag}-{root_tag}.npy"
         shape = (len(self.items), cfg.T, 2, h, w)
         return frame_cache.FrameCache(
-            path, settings, _fingerprint(self.items), shape, self.decode
+            path, settings, _fingerprint(self.items), shape, self.decode, self.decode_many
         )
+
+    def _events(self, i: int) -> tuple[np.ndarray, tuple[int, int]]:
+        it = self.items[i]
+        try:
+            return self._load(it)
+        except ValueError as e:
+            raise DatasetError(f"{it.path or it.ref}: cannot read events ({e})") from None
 
     def decode(self, i: int) -> np.ndarray:
         """Frames of sample i computed from its events (no cache, no augmentation)."""
         from tmkt.events.frames import events_to_frames
 
-        it = self.items[i]
-        try:
-            events, sensor = self._load(it)
-        except ValueError as e:
-            raise DatasetError(f"{it.path or it.ref}: cannot read events ({e})") from None
+        events, sensor = self._events(i)
         c = self.cfg
         return events_to_frames(
             events, sensor, c.T, size=self.hw, binning=c.binning, norm=c.norm
         ).astype(np.float32, copy=False)
+
+    def decode_many(self, indices: Sequence[int]) -> np.ndarray:
+        """`decode(i)` of every i in `indices`, stacked (B, T, 2, H, W), counted in one batch."""
+        from tmkt.events.frames import events_to_frames_many
+
+        c = self.cfg
+        loaded = [self._events(int(i)) for i in indices]
+        by_sensor: dict[tuple[int, ...], list[int]] = {}
+        for k, (_, sensor) in enumerate(loaded):
+            by_sensor.setdefault(tuple(int(v) for v in sensor), []).append(k)
+        out = None
+        for sensor, ks in by_sensor.items():
+            frames = events_to_frames_many(
+                [loaded[k][0] for k in ks], sensor, c.T, size=self.hw, binning=c.binning,
+                norm=c.norm,
+            )
+            if len(by_sensor) == 1:
+                return frames
+            if out is None:
+                out = np.empty((len(loaded), *frames.shape[1:]), dtype=np.float32)
+            out[ks] = frames
+        if out is None:
+            return np.zeros((0, c.T, 2, *self.hw), dtype=np.float32)
+        return out
 
     def frames(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frames of sample i (cached if enabled), augmented in the train split."""
@@ -239,6 +309,18 @@ class EventDataset(Dataset):
         if self.augment is not None:
             x = self.augment(x, rng if rng is not None else self.rng(i))
         return x
+
+    def frames_many(self, indices: Sequence[int]) -> np.ndarray:
+        """`frames(i)` of every i in `indices`, stacked (B, T, 2, H, W) with one copy."""
+        idx = [int(i) for i in indices]
+        if self.augment is not None:
+            out = np.empty((len(idx), self.cfg.T, 2, *self.hw), dtype=np.float32)
+            for k, i in enumerate(idx):
+                out[k] = self.frames(i)
+            return out
+        if self.cache is not None:
+            return self.cache.rows(idx)
+        return self.decode_many(idx)
 
     def set_epoch(self, epoch: int) -> None:
         """Re-seed the random draws (augmentation) for an epoch."""
@@ -253,6 +335,11 @@ class EventDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(self.frames(i)), self._targets[i]
+
+    def __getitems__(self, indices: list[int]) -> SampleBatch:
+        """Samples `indices` as one stacked batch (torch's DataLoader calls this per batch)."""
+        idx = [int(i) for i in indices]
+        return SampleBatch((torch.from_numpy(self.frames_many(idx)), _labels(self._targets, idx)))
 
 
 class StaticDataset(Dataset):
@@ -276,6 +363,7 @@ class StaticDataset(Dataset):
         if cfg.augment and split == "train":
             self.augment = _static_augment()
         self.epoch = 0
+        self.planes: frame_cache.FrameCache | None = None
 
     @property
     def num_classes(self) -> int:
@@ -306,6 +394,79 @@ class StaticDataset(Dataset):
         x = encode_static(img, self.cfg.T, self.hw, mode=self.cfg.static_encoding)
         return np.asarray(x, dtype=np.float32)
 
+    def _picture(self, j: int) -> np.ndarray:
+        it = self.items[j]
+        try:
+            return np.asarray(self._load(it))
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{it.path or it.ref}: cannot read picture ({e})") from None
+
+    def plane(self, j: int) -> np.ndarray:
+        """The (H, W) plane that `encode(j)` repeats over T and both channels (no augmentation)."""
+        from tmkt.static.encode import encode_static
+
+        x = encode_static(self._picture(j), 1, self.hw, mode=self.cfg.static_encoding)
+        return np.asarray(x[0, 0], dtype=np.float32)
+
+    def open_plane_cache(self) -> frame_cache.FrameCache:
+        """Open (verifying) or build a `.npy` (P, H, W) of every picture's plane in `cache_dir`.
+
+        Used by `encode_many` (and so by the batched `__getitems__`) without augmentation.
+        Identified by the settings, the pictures' refs and labels, the file size and mtime of
+        pictures with a path and a hash of the bytes of those without (in-memory pictures).
+        """
+        cfg = self.cfg
+        h, w = self.hw
+        digest = hashlib.blake2b(digest_size=16)
+        fingerprint = []
+        for j, it in enumerate(self.items):
+            if it.path is not None and Path(it.path).is_file():
+                st = Path(it.path).stat()
+                fingerprint.append([it.ref, it.label, st.st_size, st.st_mtime_ns])
+            else:
+                img = np.ascontiguousarray(self._picture(j))
+                digest.update(f"{img.dtype.str}{img.shape}".encode())
+                digest.update(img.tobytes())
+                fingerprint.append([it.ref, it.label, None, None])
+        settings = {
+            "kind": "static planes",
+            "dataset": cfg.name,
+            "split": self.split,
+            "static_root": str(cfg.static_root_path.resolve()),
+            "size": [h, w],
+            "encoding": cfg.static_encoding,
+            "options": json.loads(json.dumps(cfg.options, sort_keys=True, default=str)),
+            "in_memory_pictures": digest.hexdigest(),
+            "static_code": static_code_hash(),
+        }
+        tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}"
+        root_tag = hashlib.sha256(settings["static_root"].encode()).hexdigest()[:6]
+        path = cfg.cache_path / f"{tag}-{root_tag}.npy"
+        self.planes = frame_cache.FrameCache(
+            path, settings, fingerprint, (len(self.items), h, w), self.plane
+        )
+        return self.planes
+
+    def encode_many(self, indices: Sequence[int]) -> np.ndarray:
+        """`encode(j)` of every j in `indices` (own draws), stacked (B, T, 2, H, W).
+
+        Without augmentation each distinct picture's plane is read from the plane cache (or
+        encoded once) and written into the batch in one broadcast.
+        """
+        idx = [int(j) for j in indices]
+        out = np.empty((len(idx), self.cfg.T, 2, *self.hw), dtype=np.float32)
+        if self.augment is not None:
+            for k, j in enumerate(idx):
+                out[k] = self.encode(j)
+            return out
+        if self.planes is not None:
+            planes = self.planes.rows(idx)
+        else:
+            uniq, inverse = np.unique(np.asarray(idx, dtype=np.intp), return_inverse=True)
+            planes = np.stack([self.plane(int(j)) for j in uniq])[inverse.reshape(-1)]
+        out[...] = planes[:, None, None]
+        return out
+
     def set_epoch(self, epoch: int) -> None:
         """Re-seed the random draws for an epoch."""
         self.epoch = int(epoch)
@@ -319,6 +480,11 @@ class StaticDataset(Dataset):
 
     def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(self.encode(j)), self._targets[j]
+
+    def __getitems__(self, indices: list[int]) -> SampleBatch:
+        """Pictures `indices` as one stacked batch (torch's DataLoader calls this per batch)."""
+        idx = [int(j) for j in indices]
+        return SampleBatch((torch.from_numpy(self.encode_many(idx)), _labels(self._targets, idx)))
 
 
 class PairedDataset(Dataset):
@@ -338,6 +504,8 @@ class PairedDataset(Dataset):
             self.partner = self._index_partners(prep, pool)
         else:
             self.pools = self._class_pools(pool)
+        if cfg.cache and self.static.augment is None:
+            self.static.open_plane_cache()
 
     def _class_pools(self, pool: list[Item]) -> dict[int, np.ndarray]:
         by_class: dict[int, list[int]] = {}
@@ -398,12 +566,35 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.events)
 
+    def _pair(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(static, events) frames of sample i with picture j (augmented with i's draws)."""
+        events, static = self.events, self.static
+        ev = events.frames(i, events.rng(i, salt=3) if events.augment is not None else None)
+        st = static.encode(j, static.rng(i, salt=3) if static.augment is not None else None)
+        return st, ev
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        j = self.partner_of(i)
-        rng = self.events.rng(i, salt=3)
-        ev = self.events.frames(i, rng)
-        st = self.static.encode(j, self.static.rng(i, salt=3))
+        st, ev = self._pair(i, self.partner_of(i))
         return torch.from_numpy(st), torch.from_numpy(ev), self.events._targets[i]
+
+    def __getitems__(self, indices: list[int]) -> SampleBatch:
+        """Samples `indices` as one stacked batch (torch's DataLoader calls this per batch).
+
+        Same partners, draws and values as `__getitem__`. Without augmentation the events come
+        from the frame cache in one read and the pictures from the plane cache in one read.
+        """
+        idx = [int(i) for i in indices]
+        partners = [self.partner_of(i) for i in idx]
+        if self.events.augment is None and self.static.augment is None:
+            ev = self.events.frames_many(idx)
+            st = self.static.encode_many(partners)
+        else:
+            ev = np.empty((len(idx), self.cfg.T, 2, *self.events.hw), dtype=np.float32)
+            st = np.empty_like(ev)
+            for k, (i, j) in enumerate(zip(idx, partners, strict=True)):
+                st[k], ev[k] = self._pair(i, j)
+        labels = _labels(self.events._targets, idx)
+        return SampleBatch((torch.from_numpy(st), torch.from_numpy(ev), labels))
 
 
 def _event_augment() -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:

@@ -1,0 +1,129 @@
+"""Batched loading: `__getitems__` + `fast_collate` equal the per-sample path exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset, default_collate
+
+from tmkt.datasets import (
+    DataConfig,
+    EventDataset,
+    PairedDataset,
+    SampleBatch,
+    StaticDataset,
+    fast_collate,
+    prepare,
+)
+from tmkt.datasets.cache import FrameCache
+
+
+@pytest.fixture(scope="module")
+def prep(shared_data):
+    return prepare(DataConfig(root=shared_data, max_per_class=3, T=4, cache=False))
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One cache folder for the module: the val pool's plane cache is built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def _with(prep, **kw):
+    prep.cfg = DataConfig(root=prep.cfg.root, max_per_class=3, T=4, **kw)
+    return prep
+
+
+def _epoch(ds, collate, seed: int = 5, batch: int = 7) -> list:
+    g = torch.Generator().manual_seed(seed)
+    return list(DataLoader(ds, batch_size=batch, shuffle=True, generator=g, collate_fn=collate))
+
+
+class _PerSample(torch.utils.data.Dataset):
+    """Hides `__getitems__`: the DataLoader then calls `ds[i]` one by one (the old path)."""
+
+    def __init__(self, ds) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return self.ds[i]
+
+
+def _per_sample(ds, seed: int = 5, batch: int = 7) -> list:
+    """The reference: the same loader and generator, `ds[i]` per sample, `default_collate`."""
+    assert not hasattr(_PerSample(ds), "__getitems__")
+    return _epoch(_PerSample(ds), None, seed, batch)
+
+
+def _assert_same(got: list, ref: list) -> None:
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref, strict=True):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            assert torch.equal(x, y)
+
+
+def test_frame_cache_rows_any_order(tmp_path):
+    rows = np.arange(6 * 8, dtype=np.float32).reshape(6, 2, 4)
+    fc = FrameCache(tmp_path / "c.npy", {"a": 1}, [["x", 1, 2]] * 6, rows.shape, lambda i: rows[i])
+    for idx in ([3, 0, 5, 0, 2], [0, 1, 2], [5], [], [-1, 2]):
+        np.testing.assert_array_equal(fc.rows(idx), rows[idx])
+
+
+def test_cache_built_in_chunks_equals_per_row(tmp_path, monkeypatch):
+    rows = np.random.default_rng(0).random((7, 2, 3)).astype(np.float32)
+    monkeypatch.setattr("tmkt.datasets.cache.BUILD_CHUNK", 3)
+    fc = FrameCache(tmp_path / "c.npy", {}, [[i] for i in range(7)], rows.shape,
+                    lambda i: rows[i], lambda r: rows[r.start : r.stop])
+    np.testing.assert_array_equal(fc.array, rows)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_event_loader_epoch_equals_per_sample(prep, tmp_path, cache):
+    ds = EventDataset(_with(prep, cache=cache, cache_dir=tmp_path, binning="count"), "train")
+    ref = _per_sample(ds)
+    _assert_same(_epoch(ds, fast_collate), ref)
+    _assert_same(_epoch(ds, None), ref)  # default collate on a SampleBatch: same batches
+    batch = ds.__getitems__([4, 1, 4])
+    assert isinstance(batch, SampleBatch) and len(batch) == 3 and batch[2][1] == ds[4][1]
+    np.testing.assert_array_equal(ds.decode_many([4, 1, 4])[1], ds.decode(1))
+    sub = Subset(ds, [2, 0])  # torch's Subset forwards __getitems__
+    _assert_same([fast_collate(sub.__getitems__([0, 1]))], [default_collate([ds[2], ds[0]])])
+
+
+@pytest.mark.parametrize("pairing", ["class", "index"])
+@pytest.mark.parametrize("cache", [True, False])
+def test_paired_loader_epochs_equal_per_sample(prep, shared_cache, pairing, cache):
+    ds = PairedDataset(_with(prep, cache=cache, cache_dir=shared_cache, pairing=pairing), "val")
+    assert (ds.static.planes is not None) == cache
+    for epoch in (0, 3):
+        ds.set_epoch(epoch)
+        _assert_same(_epoch(ds, fast_collate, seed=epoch), _per_sample(ds, seed=epoch))
+    if cache:
+        again = PairedDataset(
+            _with(prep, cache=True, cache_dir=shared_cache, pairing=pairing), "val"
+        )
+        assert not again.static.planes.built and again.static.planes.reason == ""
+
+
+def test_paired_augmented_batch_equals_per_sample(prep, tmp_path):
+    ds = PairedDataset(_with(prep, cache=True, cache_dir=tmp_path, augment=True), "train")
+    assert ds.static.planes is None  # augmented pictures are never cached
+    ds.set_epoch(2)
+    _assert_same(_epoch(ds, fast_collate, seed=1), _per_sample(ds, seed=1))
+
+
+def test_static_encode_many_equals_encode(prep, shared_cache):
+    st = StaticDataset(_with(prep, cache=False), "val")
+    idx = [5, 0, 5, 3]
+    ref = np.stack([st.encode(j) for j in idx])
+    np.testing.assert_array_equal(st.encode_many(idx), ref)
+    _assert_same([fast_collate(st.__getitems__(idx))], [default_collate([st[j] for j in idx])])
+    st.cfg = DataConfig(root=prep.cfg.root, cache=True, cache_dir=shared_cache, T=4)
+    st.open_plane_cache()
+    np.testing.assert_array_equal(st.encode_many(idx), ref)
