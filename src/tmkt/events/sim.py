@@ -48,7 +48,7 @@ class SimParams:
     move_end: float = 0.82  # ... and ends here (raised-cosine velocity profile)
     refresh_hz: float = 60.0  # monitor mode: the image position changes only at refreshes
     dt_us: int = 5000  # longest simulation time step (timestamps are interpolated within it)
-    step_px: float = 0.25  # most the image moves within one step (shorter steps where fast)
+    step_px: float = 0.5  # most the image moves within one step (shorter steps where fast)
     threshold_on: float = 0.25
     threshold_off: float = 0.25
     threshold_sigma: float = 0.03  # pixel-to-pixel mismatch (absolute, Gaussian)
@@ -329,7 +329,7 @@ class _Canvas:
 
 
 def _draw_pixels(rng: np.random.Generator, p: SimParams, shape: tuple[int, int]):
-    """Per-pixel thresholds (ON, OFF) and initial reference offsets in [-C_off, C_on)."""
+    """Per-pixel thresholds (ON, OFF) and initial offsets reference - level in (-C_on, C_off]."""
     c_on = p.threshold_on + p.threshold_sigma * rng.standard_normal(shape)
     c_off = p.threshold_off + p.threshold_sigma * rng.standard_normal(shape)
     c_on = np.maximum(c_on, p.threshold_min)
