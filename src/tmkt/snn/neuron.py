@@ -57,20 +57,24 @@ class LIFConfig:
 def lif_forward_inplace(
     buf: Tensor, tau: float, vth: float, hard: bool, spikes: Tensor | None, v_seq: Tensor | None
 ) -> None:
-    """Overwrite buf[T, ...] (the LIF input) with the pre-spike membrane h; fill spikes/v_seq."""
+    """Overwrite buf[T, ...] (the LIF input) with the pre-spike membrane h; fill spikes/v_seq.
+    In-place ops on preallocated buffers: a handful of elementwise passes per step."""
     if lif_triton.usable(buf):
         lif_triton.forward_inplace(buf, tau, vth, hard, spikes, v_seq)
         return
+    s_tmp = torch.empty_like(buf[0]) if spikes is None else None
+    v_tmp = torch.zeros_like(buf[0]) if v_seq is None else None
     v = torch.zeros_like(buf[0])
     for t in range(buf.shape[0]):
         h = buf[t]
         h.sub_(v).div_(tau).add_(v)  # h = v + (x - v) / tau
-        s = h >= vth
-        if spikes is not None:
-            spikes[t].copy_(s)
-        v = torch.where(s, 0.0, h) if hard else h - vth * s.to(h.dtype)
-        if v_seq is not None:
-            v_seq[t] = v
+        s = s_tmp if spikes is None else spikes[t]
+        torch.ge(h, vth, out=s)
+        v = v_tmp if v_seq is None else v_seq[t]
+        if hard:
+            torch.addcmul(h, h, s, value=-1.0, out=v)  # h (1 - s), exact for s in {0, 1}
+        else:
+            torch.add(h, s, alpha=-vth, out=v)  # h - V_th s
 
 
 def lif_backward_inplace(
@@ -82,24 +86,28 @@ def lif_backward_inplace(
         lif_triton.backward_inplace(h_seq, g_s, g_v, tau, vth, hard, detach, sg)
         return
     keep = 1.0 - 1.0 / tau
-    carry: Tensor | None = None
+    carry: Tensor | None = None  # dL/dv_t from step t+1
+    mask = torch.empty_like(h_seq[0]) if hard else None
     for t in range(h_seq.shape[0] - 1, -1, -1):
         h = h_seq[t]
-        d = sg.grad(h - vth)
+        d = sg.grad(h - vth)  # ds/dh
         g_vt = carry
         if g_v is not None:
-            g_vt = g_v[t] if g_vt is None else g_vt + g_v[t]
+            g_vt = g_v[t] if g_vt is None else g_vt.add_(g_v[t])
         gh = g_s[t] * d
         if g_vt is not None:
-            if hard:
-                dvdh = (h < vth).to(h.dtype)
+            if hard:  # dv/dh = 1 - s (- h g' if the reset is not detached)
+                assert mask is not None
+                torch.lt(h, vth, out=mask)
                 if not detach:
-                    dvdh = dvdh - h * d
-                gh = gh + g_vt * dvdh
-            else:
-                gh = gh + (g_vt if detach else g_vt * (1.0 - vth * d))
+                    mask.addcmul_(h, d, value=-1.0)
+                gh.addcmul_(g_vt, mask)
+            elif detach:  # dv/dh = 1
+                gh.add_(g_vt)
+            else:  # dv/dh = 1 - V_th g'
+                gh.add_(g_vt).addcmul_(g_vt, d, value=-vth)
         torch.div(gh, tau, out=h)
-        carry = gh * keep
+        carry = gh.mul_(keep)
 
 
 class _LIFMultiStep(torch.autograd.Function):

@@ -46,7 +46,7 @@ class Triangle(Surrogate):
 
     def grad(self, x: Tensor) -> Tensor:
         a = self.alpha
-        return (a - a * a * x.abs()).clamp_(min=0.0)
+        return x.abs().mul_(-a * a).add_(a).clamp_(min=0.0)
 
 
 class ATan(Surrogate):
