@@ -1,6 +1,6 @@
 """tmkt.snn: LIF neuron, surrogate gradients, multi-step layer wrappers, firing-rate monitor."""
 
-from tmkt.snn.layers import ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN
+from tmkt.snn.layers import ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN, bn_lif
 from tmkt.snn.monitor import FiringRateMonitor, record_firing_rates
 from tmkt.snn.neuron import LIF, LIFConfig, lif_multistep, reset_states
 from tmkt.snn.surrogate import ATan, Sigmoid, Surrogate, Triangle, build_surrogate
@@ -17,6 +17,7 @@ __all__ = [
     "Sigmoid",
     "Surrogate",
     "Triangle",
+    "bn_lif",
     "build_surrogate",
     "lif_multistep",
     "record_firing_rates",
