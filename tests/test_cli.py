@@ -16,7 +16,7 @@ from tmkt.train.checkpoint import load_checkpoint, save_checkpoint
 def _config(tmp: Path, data: Path, **experiment) -> Path:
     cfg = {
         "data": {"name": "nmnist", "root": str(data), "T": 3, "max_per_class": 2,
-                 "cache_dir": str(tmp / "cache")},
+                 "cache": False},  # tiny data: building frame caches would dominate
         "model": {"name": "cnn_small", "width": 0.25},
         "method": {"name": "tmkt"},
         "optim": {"lr": 0.01, "epochs": 2, "batch_size": 10, "warmup_epochs": 0},

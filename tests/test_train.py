@@ -93,7 +93,7 @@ def test_resume_is_bit_exact(tmp_path: Path, method: str) -> None:
 def test_resume_real_data_and_model(tmp_path: Path, shared_data: Path) -> None:
     cfg = apply_overrides(Config(), {
         "method.name": "tmkt", "data.name": "nmnist", "data.root": str(shared_data),
-        "data.T": 3, "data.max_per_class": 2, "data.cache_dir": str(tmp_path / "cache"),
+        "data.T": 3, "data.max_per_class": 2, "data.cache": False,
         "model.name": "cnn_small", "model.width": 0.25, "optim.epochs": 2,
         "optim.batch_size": 10, "optim.lr": 0.01, "optim.warmup_epochs": 0,
         "train.progress": False, "train.device": "cpu", "train.tensorboard": False,

@@ -144,12 +144,20 @@ def _loader(
     drop = drop_last and len(sampler) >= batch
     return DataLoader(
         ds, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=drop,
-        generator=gen, pin_memory=pin,
+        generator=gen, pin_memory=pin, collate_fn=_collate(),
     )
 
 
 def _eval_loader(ds: Dataset, batch: int, workers: int) -> DataLoader:
-    return DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers)
+    return DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers,
+                      collate_fn=_collate())
+
+
+def _collate() -> Callable[[Any], Any]:
+    """The datasets' zero-copy collate (whole batches from `__getitems__`); default otherwise."""
+    from tmkt.datasets import fast_collate
+
+    return fast_collate
 
 
 class Trainer:
