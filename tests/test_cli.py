@@ -149,3 +149,17 @@ def test_experiment_table(tmp_path: Path, shared_data: Path, capsys) -> None:
     # a second call reuses finished runs instead of retraining
     assert main(["experiment", "--config", str(cfg), "--quick"]) == 0
     assert "reusing" in capsys.readouterr().out
+
+
+def test_demo_config_quick(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The README demo (no download): tmkt and dvs on digits_sim, at --quick scale."""
+    demo = Path(__file__).resolve().parents[1] / "configs" / "digits_sim_demo.yaml"
+    rc = main(["experiment", "--config", str(demo), "--quick", f"data.root={tmp_path / 'd'}",
+               f"train.out_dir={tmp_path / 'runs'}", "train.num_workers=0",
+               "train.progress=false", "train.tensorboard=false", "train.plots=false"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| tmkt |" in out and "| dvs |" in out
+    runs = json.loads((tmp_path / "runs" / "digits_sim_demo" / "results.json").read_text())
+    assert {r["method"] for r in runs} == {"tmkt", "dvs"}
+    assert all(r["test"]["n"] > 100 and r["dataset"] == "digits_sim" for r in runs)
