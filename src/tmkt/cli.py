@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="dotted config overrides, e.g. optim.lr=0.01 data.T=10")
     t.add_argument("--resume", type=Path, help="run folder or checkpoint to continue")
     t.add_argument("--out", type=Path, help="run folder (default <train.out_dir>/<method>_s<seed>)")
+    t.add_argument("--download", action="store_true",
+                   help="fetch the dataset into data.root first (one process, not torchrun)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on event data (event head)")
     e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint or run folder")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("overrides", nargs="*", metavar="key.sub=value")
     x.add_argument("--quick", action="store_true", help="apply experiment.quick overrides")
     x.add_argument("--out", type=Path, help="experiment folder")
+    x.add_argument("--download", action="store_true", help="fetch the dataset first")
 
     from tmkt.analysis import gradvar_experiment  # `tmkt gradvar` (its own parser and main)
 
@@ -83,6 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         resume = None
     out = out or run_dir_for(cfg)
+    if args.download:
+        _download(cfg)
     result = train(cfg, out_dir=out, resume=resume)
     if result.test is not None:
         print(
@@ -91,6 +96,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{100 * result.test_last['top1']:.2f}%  ->  {out}/results.json"
         )
     return 0
+
+
+def _download(cfg: Any) -> None:
+    """Fetch `cfg.data.name` into `cfg.data.root` (rank 0 only under torchrun)."""
+    if int(os.environ.get("RANK", 0)) != 0:
+        return
+    from tmkt.datasets import download
+
+    for path in download(cfg.data.name, cfg.data.root):
+        print(f"downloaded {path}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -193,6 +208,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from tmkt.train.experiment import run_experiment
 
     cfg = load_config(args.config, args.overrides)
+    if args.download:
+        _download(cfg)
     res = run_experiment(cfg, quick=args.quick, out_dir=args.out)
     if res.runs:
         print(res.table, end="")
