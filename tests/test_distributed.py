@@ -4,7 +4,7 @@ to one process on the same global batch.
 The one-process equality needs per-sample losses and no batch statistics: the `dvs` method (TET
 is a mean over samples) on a model without BatchNorm. With BatchNorm (or CKA, which couples the
 samples of a batch) the ranks still agree with each other, but not with one process, because
-each rank normalises over its half of the batch; `train.sync_bn=true` (GPU) removes that gap.
+each rank normalises over its half of the batch (as in any DDP run without SyncBatchNorm).
 """
 
 from __future__ import annotations

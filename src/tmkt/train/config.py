@@ -112,7 +112,6 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     plots: bool = True
-    sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm (GPU only)
 
 
 @dataclass

@@ -197,9 +197,6 @@ class Trainer:
         self.raw_model = model.to(self.device)
         self.method: Method = build_method(cfg.method, self.raw_model, cfg.data.T, cfg.optim.epochs)
         self.method.to(self.device)
-        if cfg.train.sync_bn and self.info.enabled and self.device.type == "cuda":
-            self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
-            self.raw_model = self.method.model
         if cfg.train.compile:
             self.method.model = torch.compile(self.raw_model)
         self.ddp: nn.Module = self.method
