@@ -67,9 +67,9 @@ def _optim_equal(a: dict, b: dict) -> None:
             assert torch.equal(v, b["state"][pid][k]), (pid, k)
 
 
-@pytest.mark.parametrize("method", ["tmkt", "finetune"])
-def test_resume_is_bit_exact(tmp_path: Path, method: str) -> None:
-    cfg = _cfg(**{"method.name": method, "optim.epochs": 4})
+@pytest.mark.parametrize(("method", "workers"), [("tmkt", 0), ("finetune", 0), ("tmkt", 1)])
+def test_resume_is_bit_exact(tmp_path: Path, method: str, workers: int) -> None:
+    cfg = _cfg(**{"method.name": method, "optim.epochs": 4, "train.num_workers": workers})
     mf = fake_model_fn(True)
     straight = train(cfg, out_dir=tmp_path / "a", data_fn=fake_data_fn, model_fn=mf)
     part = train(cfg, out_dir=tmp_path / "b", data_fn=fake_data_fn, model_fn=mf,
