@@ -125,5 +125,13 @@ def test_static_encode_many_equals_encode(prep, shared_cache):
     np.testing.assert_array_equal(st.encode_many(idx), ref)
     _assert_same([fast_collate(st.__getitems__(idx))], [default_collate([st[j] for j in idx])])
     st.cfg = DataConfig(root=prep.cfg.root, cache=True, cache_dir=shared_cache, T=4)
-    st.open_plane_cache()
-    np.testing.assert_array_equal(st.encode_many(idx), ref)
+    assert st.open_plane_cache().built
+    np.testing.assert_array_equal(st.encode_many(idx), ref)  # planes == Pillow, exactly
+    np.testing.assert_array_equal(np.stack([st.encode(j) for j in idx]), ref)
+
+
+def test_worker_processes_with_fast_collate(prep, tmp_path):
+    """Batches made in a worker process (memory-mapped cache opened there) arrive intact."""
+    ds = EventDataset(_with(prep, cache=True, cache_dir=tmp_path), "val")
+    got = list(DataLoader(ds, batch_size=6, num_workers=1, collate_fn=fast_collate))
+    _assert_same(got, list(DataLoader(_PerSample(ds), batch_size=6)))

@@ -151,16 +151,12 @@ class FrameCache:
         return np.array(self.array[i])
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows ``indices`` (in that order) as one new array, read in file order (one copy)."""
-        arr = self.array
-        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
-        if len(idx) > 1 and (idx[1:] < idx[:-1]).any():
-            out = np.empty((len(idx), *arr.shape[1:]), dtype=arr.dtype)
-            order = np.argsort(idx, kind="stable")
-            for k in order.tolist():  # ascending file offsets: sequential reads on a cold cache
-                out[k] = arr[idx[k]]
-            return out
-        return arr[idx]
+        """Rows ``indices`` (in that order, repeats allowed) as one new array: one ``np.take``.
+
+        Rows are whole contiguous blocks of the file (92 KB for N-MNIST at T = 10), so the
+        order of the reads matters little; one call beats a sorted row-by-row copy.
+        """
+        return np.take(self.array, np.asarray(indices, dtype=np.intp).reshape(-1), axis=0)
 
     def __len__(self) -> int:
         return int(self.array.shape[0])

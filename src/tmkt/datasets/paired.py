@@ -384,6 +384,10 @@ class StaticDataset(Dataset):
         """Picture j as a (T, 2, H, W) float32 sequence (augmented in the train split)."""
         from tmkt.static.encode import encode_static
 
+        if self.augment is None and self.planes is not None:  # the plane cache: no Pillow
+            out = np.empty((self.cfg.T, 2, *self.hw), dtype=np.float32)
+            out[...] = self.planes.array[j]
+            return out
         it = self.items[j]
         try:
             img = np.asarray(self._load(it))
@@ -439,7 +443,7 @@ class StaticDataset(Dataset):
             "in_memory_pictures": digest.hexdigest(),
             "static_code": static_code_hash(),
         }
-        tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}"
+        tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}-P{len(self.items)}"
         root_tag = hashlib.sha256(settings["static_root"].encode()).hexdigest()[:6]
         path = cfg.cache_path / f"{tag}-{root_tag}.npy"
         self.planes = frame_cache.FrameCache(

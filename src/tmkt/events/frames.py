@@ -18,7 +18,7 @@ _CHUNK = 1 << 20
 """Events handled at once on large streams (bounds the temporary index arrays)."""
 _FAST_ADD_AT = np.lib.NumpyVersion(np.__version__) >= "1.25.0"
 """numpy >= 1.25 has a fast ``np.add.at``; older ones count with ``np.bincount``."""
-_MANY_EVENTS = 1 << 20
+_MANY_EVENTS = 1 << 16
 """``events_to_frames_many``: most events counted in one group (bounds the index arrays)."""
 _MANY_BINS = 1 << 19
 """``events_to_frames_many``: most output bins (rows * T * 2 * H * W) of one group."""
@@ -100,18 +100,23 @@ def _maps(sensor: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray,
 
 
 def _pixel_index(
-    events: np.ndarray, sensor: tuple[int, int], out_hw: tuple[int, int], check: bool = True
+    events: np.ndarray,
+    sensor: tuple[int, int],
+    out_hw: tuple[int, int],
+    check: bool = True,
+    fields: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Flat (polarity, y, x) index ((p * H_out + y') * W_out + x') of every event in one
     (2, H_out, W_out) frame; ``check``: refuse events outside the sensor or p not in {0, 1}.
 
-    Each field is converted once to a contiguous intp array; bounds are checked on those.
+    ``fields``: x, y, p already as contiguous intp arrays (modified in place), else each field
+    of ``events`` is converted once. Bounds are checked on the contiguous arrays.
     """
     width, height = sensor
     h_out, w_out = out_hw
-    y = events["y"].astype(np.intp)
-    x = events["x"].astype(np.intp)
-    p = events["p"].astype(np.intp)
+    if fields is None:
+        fields = tuple(events[f].astype(np.intp) for f in ("x", "y", "p"))
+    x, y, p = fields
     if check:
         bad = y.max() >= height or x.max() >= width or p.max() > 1
         if not bad and "i" in (events.dtype["x"].kind, events.dtype["y"].kind):
@@ -286,7 +291,7 @@ def events_to_frames_many(
     dtype = None
     for r, ev in enumerate(recordings):
         n = len(ev)
-        alone = n > _MANY_EVENTS or per_rec > _MANY_BINS
+        alone = n >= _PER_BIN_MIN_EVENTS or per_rec > _MANY_BINS
         if group and (
             alone
             or n_group + n > _MANY_EVENTS
@@ -318,9 +323,10 @@ def _count_many(
 ) -> None:
     """Write the counts of ``recordings[group]`` (one dtype) into the matching rows of ``out``.
 
-    Each recording's bins are a contiguous run of its events (sorted timestamps or count
-    bins), found for all recordings with one ``np.searchsorted`` on a key that stacks the
-    recordings in time; unsorted recordings fall back to ``events_to_frames``.
+    Each field is concatenated once (cast to intp / int64 on the way). Each recording's bins
+    are a contiguous run of its events (sorted timestamps or count bins), found for all
+    recordings with one ``np.searchsorted`` on a key that stacks the recordings in time;
+    unsorted recordings fall back to ``events_to_frames``.
     """
     h_out, w_out = out.shape[-2:]
     plane = 2 * h_out * w_out
@@ -329,17 +335,24 @@ def _count_many(
     n = int(lens.sum())
     if n == 0:
         return
-    events = _concatenate(parts)
+    first = parts[0]
     if validate:
-        _check_fields(events)
-    idx = _pixel_index(events, sensor, (h_out, w_out), validate)
+        _check_fields(first)
+    fields = tuple(
+        np.concatenate([ev[f] for ev in parts], dtype=np.intp, casting="unsafe")
+        for f in ("x", "y", "p")
+    )
+    try:
+        idx = _pixel_index(first, sensor, (h_out, w_out), validate, fields)
+    except ValueError:  # report the ranges of the whole group
+        raise _out_of_range(np.concatenate(parts), sensor) from None
     ends = np.cumsum(lens)
     starts = ends - lens
     if binning == "count":  # bin i of recording r starts at s_r + ceil(i * n_r / T)
         i = np.arange(T, dtype=np.int64)
         edges = starts[:, None] - (-(i * lens[:, None]) // T)
     else:
-        t = events["t"].astype(np.int64)
+        t = np.concatenate([ev["t"] for ev in parts], dtype=np.int64, casting="unsafe")
         drops = np.flatnonzero(t[1:] < t[:-1]) + 1
         last = np.maximum(ends - 1, starts)
         t0 = np.where(lens > 0, t[np.minimum(starts, n - 1)], 0)
@@ -395,10 +408,3 @@ def downsample_sum(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarra
         out = np.add.reduceat(out, _group_starts(height, h_out), axis=-2)
     return out if out is not frames else frames.copy()
 
-
-def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate structured arrays of one dtype as raw bytes (numpy's field-wise copy is slow)."""
-    if len(parts) == 1:
-        return parts[0]
-    raw = [np.ascontiguousarray(ev).reshape(-1).view(np.uint8) for ev in parts]
-    return np.concatenate(raw).view(parts[0].dtype)
