@@ -69,8 +69,8 @@ def run_experiment(
     exp_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     methods = list(cfg.experiment.methods)
-    for method in methods:
-        for seed in cfg.experiment.seeds:
+    for seed in cfg.experiment.seeds:  # seed-major: a stopped experiment still covers every method
+        for method in methods:
             run_cfg = apply_overrides(
                 cfg, {"method.name": method, "train.seed": seed, "train.run_name": None}
             )
