@@ -79,7 +79,7 @@ def test_cache_built_in_chunks_equals_per_row(tmp_path, monkeypatch):
     rows = np.random.default_rng(0).random((7, 2, 3)).astype(np.float32)
     monkeypatch.setattr("tmkt.datasets.cache.BUILD_CHUNK", 3)
     fc = FrameCache(tmp_path / "c.npy", {}, [[i] for i in range(7)], rows.shape,
-                    lambda i: rows[i], lambda r: rows[r.start : r.stop])
+                    lambda i: rows[i], lambda r, out: out.__setitem__(..., rows[r.start : r.stop]))
     np.testing.assert_array_equal(fc.array, rows)
 
 
@@ -135,3 +135,35 @@ def test_worker_processes_with_fast_collate(prep, tmp_path):
     ds = EventDataset(_with(prep, cache=True, cache_dir=tmp_path), "val")
     got = list(DataLoader(ds, batch_size=6, num_workers=1, collate_fn=fast_collate))
     _assert_same(got, list(DataLoader(_PerSample(ds), batch_size=6)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 6000, 3 * 2**30, 2**31 + 1, 2**32 - 1])
+def test_draw_many_is_numpys_stream(n):
+    """Bit-identical to `default_rng(e).integers(n)`, incl. n where Lemire rejects often."""
+    from tmkt.datasets.draws import draw_many
+
+    entropy = [[s, e, i, 7] for s in (0, 42, 2**32 - 1) for e in (0, 5) for i in range(60)]
+    ref = [int(np.random.default_rng(x).integers(n)) for x in entropy]
+    assert draw_many(entropy, [n] * len(entropy)) == ref
+
+
+def test_draw_many_refuses_what_it_cannot_reproduce():
+    from tmkt.datasets.draws import draw_many
+
+    assert draw_many([[2**32, 0, 0, 7]], [5]) is None  # a word above 32 bits
+    assert draw_many([[1, 0, -1, 7]], [5]) is None
+    assert draw_many([[1, 0, 0, 7]], [2**32]) is None
+    assert draw_many([[1, 0, 7]], [5]) is None
+    assert draw_many([[2**70, 0, 0, 7]], [5]) is None
+    assert draw_many([], []) == []
+
+
+def test_partners_of_equals_partner_of_and_falls_back(prep, monkeypatch):
+    ds = PairedDataset(_with(prep, cache=False), "train")
+    idx = list(range(len(ds)))[::-1]
+    for epoch in (0, 7):
+        ds.set_epoch(epoch)
+        assert ds.partners_of(idx) == [ds.partner_of(i) for i in idx]
+    monkeypatch.setattr("tmkt.datasets.draws.draw_many", lambda e, n: [0] * len(n))
+    assert ds.partners_of(idx) == [ds.partner_of(i) for i in idx]
+    assert not ds.fast_draws  # a stream mismatch switches to numpy for good

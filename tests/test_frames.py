@@ -287,6 +287,11 @@ def test_batched_groups_dtypes_and_large_recordings(
     for row, ev in zip(many, [big[:1000], big, big[5:9]], strict=True):
         np.testing.assert_array_equal(row, events_to_frames(ev, sensor, 5, size=(48, 64)))
     assert events_to_frames_many([], (34, 34), 3).shape == (0, 3, 2, 34, 34)
+    buf = np.full((len(recs), 10, 2, 34, 34), 7.0, dtype=np.float32)  # filled after zeroing
+    events_to_frames_many(recs, (34, 34), 10, out=buf)
+    np.testing.assert_array_equal(buf, expected)
+    with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+        events_to_frames_many(recs, (34, 34), 10, out=buf[:, :5])
 
 
 def test_batched_refuses_bad_input() -> None:

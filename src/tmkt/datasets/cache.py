@@ -77,13 +77,13 @@ def build(
     compute: Callable[[int], np.ndarray],
     progress: Callable[[int], None] | None = None,
     *,
-    compute_many: Callable[[range], np.ndarray] | None = None,
+    compute_many: Callable[[range, np.ndarray], None] | None = None,
     chunk: int = BUILD_CHUNK,
 ) -> None:
     """Write row i = compute(i) for all rows, atomically, with its sidecar.
 
-    With ``compute_many``, rows are computed ``chunk`` at a time: ``out[a:b] =
-    compute_many(range(a, b))`` (it must equal the rows ``compute`` gives).
+    With ``compute_many``, rows are computed ``chunk`` at a time straight into the file:
+    ``compute_many(range(a, b), rows_a_to_b)`` fills them (equal to what ``compute`` gives).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     side = _sidecar(path)
@@ -99,7 +99,7 @@ def build(
         else:
             for start in range(0, shape[0], chunk):
                 rows = range(start, min(start + chunk, shape[0]))
-                out[rows.start : rows.stop] = compute_many(rows)
+                compute_many(rows, out[rows.start : rows.stop])
                 if progress is not None:
                     progress(rows.stop - 1)
         out.flush()
@@ -130,7 +130,7 @@ class FrameCache:
         fingerprint: Sequence[Any],
         shape: tuple,
         compute: Callable[[int], np.ndarray],
-        compute_many: Callable[[range], np.ndarray] | None = None,
+        compute_many: Callable[[range, np.ndarray], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.reason = check(self.path, settings, fingerprint, shape)

@@ -259,7 +259,8 @@ class EventDataset(Dataset):
         path = cfg.cache_path / f"{tag}-{root_tag}.npy"
         shape = (len(self.items), cfg.T, 2, h, w)
         return frame_cache.FrameCache(
-            path, settings, _fingerprint(self.items), shape, self.decode, self.decode_many
+            path, settings, _fingerprint(self.items), shape, self.decode,
+            lambda rows, out: self.decode_many(rows, out=out),
         )
 
     def _events(self, i: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -279,28 +280,27 @@ class EventDataset(Dataset):
             events, sensor, c.T, size=self.hw, binning=c.binning, norm=c.norm
         ).astype(np.float32, copy=False)
 
-    def decode_many(self, indices: Sequence[int]) -> np.ndarray:
-        """`decode(i)` of every i in `indices`, stacked (B, T, 2, H, W), counted in one batch."""
+    def decode_many(self, indices: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+        """`decode(i)` of every i in `indices`, stacked (B, T, 2, H, W), counted in one batch.
+
+        `out`: a C-contiguous float32 array of that shape to fill (e.g. cache rows).
+        """
         from tmkt.events.frames import events_to_frames_many
 
         c = self.cfg
         loaded = [self._events(int(i)) for i in indices]
+        if out is None:
+            out = np.empty((len(loaded), c.T, 2, *self.hw), dtype=np.float32)
         by_sensor: dict[tuple[int, ...], list[int]] = {}
         for k, (_, sensor) in enumerate(loaded):
             by_sensor.setdefault(tuple(int(v) for v in sensor), []).append(k)
-        out = None
+        kw = dict(size=self.hw, binning=c.binning, norm=c.norm)
         for sensor, ks in by_sensor.items():
-            frames = events_to_frames_many(
-                [loaded[k][0] for k in ks], sensor, c.T, size=self.hw, binning=c.binning,
-                norm=c.norm,
-            )
+            events = [loaded[k][0] for k in ks]
             if len(by_sensor) == 1:
-                return frames
-            if out is None:
-                out = np.empty((len(loaded), *frames.shape[1:]), dtype=np.float32)
-            out[ks] = frames
-        if out is None:
-            return np.zeros((0, c.T, 2, *self.hw), dtype=np.float32)
+                events_to_frames_many(events, sensor, c.T, out=out, **kw)
+            else:
+                out[ks] = events_to_frames_many(events, sensor, c.T, **kw)
         return out
 
     def frames(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -504,6 +504,7 @@ class PairedDataset(Dataset):
         self.static = StaticDataset(prep, split, items=pool)
         self.pairing = cfg.pairing
         self.epoch = 0
+        self.fast_draws = True  # batched pairing draws (turned off if numpy's stream differs)
         if cfg.pairing == "index":
             self.partner = self._index_partners(prep, pool)
         else:
@@ -567,6 +568,29 @@ class PairedDataset(Dataset):
         rng = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 7])
         return int(pool[rng.integers(len(pool))])
 
+    def partners_of(self, indices: Sequence[int]) -> list[int]:
+        """`partner_of(i)` for every i, the class draws computed for the batch at once.
+
+        `tmkt.datasets.draws` reproduces numpy's draws bit for bit; the first one is checked
+        against `partner_of` every batch, and a mismatch switches to numpy for good.
+        """
+        idx = [int(i) for i in indices]
+        if self.pairing == "index":
+            return [int(self.partner[i]) for i in idx]
+        from tmkt.datasets.draws import draw_many
+
+        targets = self.events._targets
+        pools = [self.pools[targets[i]] for i in idx]
+        got = None
+        if self.fast_draws and idx:
+            entropy = [[self.cfg.seed, self.epoch, i, 7] for i in idx]
+            got = draw_many(entropy, [len(p) for p in pools])
+            if got is not None and int(pools[0][got[0]]) != self.partner_of(idx[0]):
+                self.fast_draws, got = False, None
+        if got is None:
+            return [self.partner_of(i) for i in idx]
+        return [int(p[k]) for p, k in zip(pools, got, strict=True)]
+
     def __len__(self) -> int:
         return len(self.events)
 
@@ -588,7 +612,7 @@ class PairedDataset(Dataset):
         from the frame cache in one read and the pictures from the plane cache in one read.
         """
         idx = [int(i) for i in indices]
-        partners = [self.partner_of(i) for i in idx]
+        partners = self.partners_of(idx)
         if self.events.augment is None and self.static.augment is None:
             ev = self.events.frames_many(idx)
             st = self.static.encode_many(partners)

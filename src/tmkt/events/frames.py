@@ -269,21 +269,30 @@ def events_to_frames_many(
     norm: str = "none",
     clip_max: float = 1.0,
     validate: bool = True,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Frames of many recordings at once: float32 (N, T, 2, H, W), row r equal to
     ``events_to_frames(recordings[r], ...)``.
 
     Recordings sharing one dtype are concatenated (in groups of at most ``_MANY_EVENTS``
     events and ``_MANY_BINS`` output bins) and counted with a handful of vectorised calls:
-    per-recording bins by integer arithmetic, one flat index
-    ``((r * T + bin) * 2 + p) * H * W + y * W + x`` and one ``np.bincount``.
+    per-recording bin edges from one ``np.searchsorted``, one flat index
+    ``((r * T + bin) * 2 + p) * H * W + y * W + x`` and one ``np.add.at``. ``out``: a
+    C-contiguous float32 array of that shape to fill (zeroed first) instead of a new one.
     """
     T = _check_args(T, binning, norm)
     width, height = (int(v) for v in sensor_size)
     h_out, w_out = frame_size(size, (width, height))
     for ev in recordings:
         _check_names(ev)
-    out = np.zeros((len(recordings), T, 2, h_out, w_out), dtype=np.float32)
+    shape = (len(recordings), T, 2, h_out, w_out)
+    if out is None:
+        out = np.zeros(shape, dtype=np.float32)
+    else:  # e.g. rows of a memory-mapped cache: no intermediate array
+        if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+        out = out.view(np.ndarray)
+        out[...] = 0
     kw = dict(size=(h_out, w_out), binning=binning, validate=validate)
     per_rec = T * 2 * h_out * w_out
     group: list[int] = []
