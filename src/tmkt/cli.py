@@ -150,7 +150,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     model = default_model_fn(cfg.model, len(classes), in_shape).to(device)
     model.load_state_dict(st["model"])
-    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False)
+    from tmkt.datasets import fast_collate
+
+    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False, collate_fn=fast_collate)
     with torch.no_grad():
         res = evaluate(model, loader, device, classes=classes, firing_rates=True)
     out = {"checkpoint": str(args.checkpoint), "dataset": data_cfg.name,
