@@ -208,3 +208,21 @@ def test_losses_on_cuda_match_cpu() -> None:
     assert s.is_cuda and loss_gpu.item() == pytest.approx(loss_cpu.item(), rel=1e-4)
     mag = mag_loss(torch.randn(4, 6).cuda(), torch.ones(6, 4).cuda())
     assert mag.is_cuda and torch.isfinite(mag)
+
+
+def test_cka_over_time_equals_per_step_cka_in_value_and_gradient() -> None:
+    from tmkt.transfer.losses import linear_cka_over_time
+
+    g = torch.Generator().manual_seed(3)
+    fs = torch.randn(5, 7, 4, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    fe = torch.randn(5, 7, 4, 2, 2, generator=g, dtype=torch.float64)
+    batched = linear_cka_over_time(fs, fe)
+    loop = torch.stack([linear_cka(fs[t], fe[t]) for t in range(5)])
+    assert torch.allclose(batched, loop, atol=1e-12)
+    (gb,) = torch.autograd.grad(batched.sum(), fs)
+    (gl,) = torch.autograd.grad(loop.sum(), fs)
+    assert torch.allclose(gb, gl, atol=1e-12)
+    one = linear_cka_over_time(fs[:, :1], fe[:, :1])  # B = 1: the formula's 0, finite
+    assert torch.equal(one, torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="time/batch sizes differ"):
+        linear_cka_over_time(fs, fe[:, :3])

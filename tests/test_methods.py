@@ -203,28 +203,3 @@ def test_evaluation_uses_event_head_averaged_over_time() -> None:
     assert res["top1"] == pytest.approx(2 / 6)  # class 1 predicted for all: 2 correct
     assert res["per_class"] == {"a": 0.0, "b": 1.0, "c": 0.0}
     assert res["n"] == 6 and res["top5"] == 1.0
-
-
-def test_batched_losses_equal_the_reference_losses() -> None:
-    from tmkt.train.methods import domain_loss_over_time, tet_over_time
-    from tmkt.transfer.losses import DomainLoss, tet_loss
-
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(5, 7, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    y = torch.randint(0, 3, (7,), generator=g)
-    w = torch.rand(5, generator=g, dtype=torch.float64)
-    for sw in (None, w):
-        a, b = tet_over_time(logits, y, 0.1, 0.5, sw), tet_loss(logits, y, 0.1, 0.5, sw)
-        ga, = torch.autograd.grad(a, logits)
-        gb, = torch.autograd.grad(b, logits)
-        assert torch.allclose(a, b) and torch.allclose(ga, gb)
-    dom = DomainLoss(5)
-    fs = torch.randn(5, 7, 4, 2, 2, generator=g, requires_grad=True)
-    fe = torch.randn(5, 7, 4, 2, 2, generator=g)
-    (l1, s1), (l2, s2) = domain_loss_over_time(dom, fs, fe), dom(fs, fe)
-    g1 = torch.autograd.grad(l1, [fs, dom.c])
-    g2 = torch.autograd.grad(l2, [fs, dom.c])
-    assert torch.allclose(l1, l2, atol=1e-6) and torch.equal(s1, s2)
-    assert all(torch.allclose(x, z, atol=1e-6) for x, z in zip(g1, g2, strict=True))
-    one = domain_loss_over_time(dom, fs[:, :1], fe[:, :1])[0]  # B = 1: CKA 0, finite
-    assert torch.isfinite(one) and torch.allclose(one, dom(fs[:, :1], fe[:, :1])[0])

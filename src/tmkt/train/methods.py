@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tmkt.registry import Registry
@@ -26,8 +25,6 @@ from tmkt.transfer.schedules import build_schedule
 METHODS: Registry[Callable[..., Method]] = Registry("method")
 
 Terms = dict[str, torch.Tensor]
-_CKA_EPS = 1e-7  # as transfer.losses.linear_cka (SPEC §5)
-_TINY = 1e-30  # as transfer.losses: finite norm gradients when a centred Gram matrix is zero
 
 
 @dataclass
@@ -60,58 +57,6 @@ def time_first(x: torch.Tensor) -> torch.Tensor:
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Top-1 accuracy of time-averaged logits `[T,B,K]` (a detached 0-d tensor)."""
     return (logits.detach().mean(0).argmax(-1) == y).float().mean()
-
-
-def tet_over_time(
-    logits: torch.Tensor,
-    y: torch.Tensor,
-    lam: float = 1e-3,
-    phi: float = 0.5,
-    step_weights: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """`transfer.losses.tet_loss` computed with one cross-entropy over all T steps (fewer
-    kernels per step; equal to it, tested), same arguments and result."""
-    T, B, K = logits.shape
-    if y.shape != (B,):
-        raise ValueError(f"y must be [B] = [{B}], got shape {tuple(y.shape)}")
-    y = y.to(logits.device)
-    ce = F.cross_entropy(logits.reshape(T * B, K), y.repeat(T), reduction="none")
-    ce = ce.view(T, B).mean(1)
-    mse = ((logits - phi) ** 2).mean(dim=(1, 2))
-    if step_weights is not None:
-        w = step_weights.to(device=logits.device, dtype=logits.dtype)
-        ce, mse = ce * w, mse * w
-    return (1.0 - lam) * ce.mean() + lam * mse.mean()
-
-
-def cka_over_time(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
-    """Linear CKA per time step `[T]` of `[T,B,...]` features, batched over T (equal to
-    `transfer.losses.linear_cka` step by step, tested)."""
-    T, B = feat_a.shape[:2]
-    fa = feat_a.reshape(T, B, -1).float()
-    fb = feat_b.reshape(T, B, -1).float()
-    fa = fa - fa.mean(dim=1, keepdim=True)
-    fb = fb - fb.mean(dim=1, keepdim=True)
-    kc = fa @ fa.transpose(1, 2)
-    lc = fb @ fb.transpose(1, 2)
-    hsic = (kc * lc).sum(dim=(1, 2))
-    norm_k = torch.sqrt((kc * kc).sum(dim=(1, 2)).clamp_min(_TINY))
-    norm_l = torch.sqrt((lc * lc).sum(dim=(1, 2)).clamp_min(_TINY))
-    return hsic / (norm_k * norm_l + _CKA_EPS)
-
-
-def domain_loss_over_time(
-    domain: losses.DomainLoss, feat_src: torch.Tensor, feat_evt: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`DomainLoss.forward` (L_dom, s [T]) with the CKA batched over T."""
-    if feat_src.shape[:2] != feat_evt.shape[:2] or feat_src.shape[0] != domain.T:
-        raise ValueError(
-            f"expected [T={domain.T}, B, ...] for both streams, got {tuple(feat_src.shape)} "
-            f"and {tuple(feat_evt.shape)}"
-        )
-    s = torch.sigmoid(domain.c)
-    cka = cka_over_time(feat_src, feat_evt)
-    return (s.to(cka.dtype) * (1.0 - cka.abs())).mean(), s
 
 
 class Method(nn.Module):
@@ -148,8 +93,8 @@ class Method(nn.Module):
         return None
 
     def tet(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None):
-        """TET loss with the configured lambda and phi (vectorised over T)."""
-        return tet_over_time(
+        """TET loss with the configured lambda and phi."""
+        return losses.tet_loss(
             logits.float(), y, lam=self.cfg.tet_lambda, phi=self.cfg.tet_phi, step_weights=w
         )
 
@@ -271,7 +216,7 @@ class TwoStreamMethod(Method):
         total = l_src
         weights = None
         if self.use_cka:
-            l_dom, s = domain_loss_over_time(self.aux["domain"], out_s.feat_cka, out_e.feat_cka)
+            l_dom, s = self.aux["domain"](out_s.feat_cka, out_e.feat_cka)
             weights = 1.0 - (s.detach() if self.cfg.detach_step_weights else s)
             total = total + self.cfg.beta * l_dom
             terms["l_dom"] = l_dom.detach()

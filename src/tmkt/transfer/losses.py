@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DomainLoss", "linear_cka", "mag_loss", "mrp_loss", "tet_loss"]
+__all__ = ["DomainLoss", "linear_cka", "linear_cka_over_time", "mag_loss", "mrp_loss", "tet_loss"]
 
 _CKA_EPS = 1e-7
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -39,7 +39,9 @@ def tet_loss(
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam!r}")
     y = y.to(logits.device)
-    ce = torch.stack([F.cross_entropy(logits[t], y) for t in range(T)])  # [T]
+    K = logits.shape[2]  # one cross-entropy call over all T steps, then the per-step means
+    ce = F.cross_entropy(logits.reshape(T * B, K), y.repeat(T), reduction="none").view(T, B)
+    ce = ce.mean(1)  # [T]
     mse = ((logits - phi) ** 2).mean(dim=(1, 2))  # [T]
     if step_weights is not None:
         if step_weights.shape != (T,):
@@ -80,6 +82,29 @@ def linear_cka(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
     return hsic / (norm_k * norm_l + _CKA_EPS)
 
 
+def linear_cka_over_time(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
+    """`linear_cka` of each time step of `[T, B, D...]` features, batched over T: `[T]`."""
+    if feat_a.dim() < 3 or feat_b.dim() < 3:
+        raise ValueError("features must be [T, B, D, ...]")
+    if feat_a.shape[:2] != feat_b.shape[:2]:
+        raise ValueError(
+            f"time/batch sizes differ: {tuple(feat_a.shape[:2])} and {tuple(feat_b.shape[:2])}"
+        )
+    T, B = feat_a.shape[:2]
+    fa = feat_a.reshape(T, B, -1)
+    fb = feat_b.reshape(T, B, -1)
+    if fa.dtype in _LOW_PRECISION or fb.dtype in _LOW_PRECISION:
+        fa, fb = fa.float(), fb.float()
+    fa = fa - fa.mean(dim=1, keepdim=True)
+    fb = fb - fb.mean(dim=1, keepdim=True)
+    kc = fa @ fa.transpose(1, 2)
+    lc = fb @ fb.transpose(1, 2)
+    hsic = (kc * lc).sum(dim=(1, 2))
+    norm_k = torch.sqrt((kc * kc).sum(dim=(1, 2)).clamp_min(_TINY))
+    norm_l = torch.sqrt((lc * lc).sum(dim=(1, 2)).clamp_min(_TINY))
+    return hsic / (norm_k * norm_l + _CKA_EPS)
+
+
 class DomainLoss(nn.Module):
     """L_dom = (1/T) sum_t s_t (1 - |CKA(F_src^t, F_evt^t)|), s_t = sigmoid(c_t), c_t learnable
     and initialised to `init` (1 in He et al.); forward returns (loss, s [T])."""
@@ -103,7 +128,7 @@ class DomainLoss(nn.Module):
                 f"and {tuple(feat_evt.shape)}"
             )
         s = torch.sigmoid(self.c)
-        cka = torch.stack([linear_cka(feat_src[t], feat_evt[t]) for t in range(self.T)])
+        cka = linear_cka_over_time(feat_src, feat_evt)
         loss = (s.to(cka.dtype) * (1.0 - cka.abs())).mean()
         return loss, s
 
