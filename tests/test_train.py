@@ -106,6 +106,13 @@ def test_resume_real_data_and_model(tmp_path: Path, shared_data: Path) -> None:
     _equal_states(straight.aux_state, resumed.aux_state)
     assert straight.test == resumed.test and straight.test["n"] > 0
     assert straight.test["firing_rates"]
+    # the run folder holds the exact split; resuming leaves the same one
+    from tmkt.datasets import load_split
+
+    split = load_split(tmp_path / "a" / "split.json")
+    assert split.events == load_split(tmp_path / "b" / "split.json").events
+    sizes = {k: len(split.event_refs(k)) for k in ("train", "val", "test")}
+    assert sizes == {"train": 629, "val": 71, "test": 50}  # the full split, before max_per_class
 
 
 class NaNAfter(FakeSNN):

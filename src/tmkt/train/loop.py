@@ -234,6 +234,11 @@ class Trainer:
         if self.info.is_main and self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out_dir / "config.yaml")
+            split = getattr(val_ds, "data_split", None)
+            if split is not None:  # the exact file lists of train/val/test, for reproduction
+                from tmkt.datasets import save_split
+
+                save_split(split, self.out_dir / "split.json")
 
     # --- data ----------------------------------------------------------------------------
 
