@@ -203,3 +203,36 @@ def test_evaluation_uses_event_head_averaged_over_time() -> None:
     assert res["top1"] == pytest.approx(2 / 6)  # class 1 predicted for all: 2 correct
     assert res["per_class"] == {"a": 0.0, "b": 1.0, "c": 0.0}
     assert res["n"] == 6 and res["top5"] == 1.0
+
+
+def test_mrp_linear_output_recovers_after_an_all_static_phase() -> None:
+    """The power-3 schedule gives rho targets ~0 for the first epochs. A sigmoid output trained
+    by MSE saturates at 0 there and cannot follow the targets later (its gradient vanishes;
+    seen on N-MNIST); the default linear output (`method.mrp_output`) does follow them."""
+    from tmkt.transfer.heads import MRPHead
+    from tmkt.transfer.losses import mrp_loss
+
+    assert MethodConfig().mrp_output == "linear"
+    g = torch.Generator().manual_seed(0)
+    feat = torch.rand(4, 64, 256, generator=g)  # [T,B,F], non-negative like pooled spikes
+    w = torch.randn(256, generator=g)
+    late = torch.sigmoid(6 * (feat.mean(0) @ w - (feat.mean(0) @ w).mean()))  # targets [B]
+    errors = {}
+    for output in ("linear", "sigmoid"):
+        torch.manual_seed(0)
+        head = MRPHead(256)
+        opt = torch.optim.AdamW(head.parameters(), lr=0.05)
+        for step in range(600):
+            target = torch.zeros(64) if step < 300 else late
+            score = head.logits(feat)
+            rho = score if output == "linear" else torch.sigmoid(score)
+            loss = mrp_loss(rho, target, "mse")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            score = head.logits(feat)
+            rho = score.clamp(0, 1) if output == "linear" else torch.sigmoid(score)
+            errors[output] = float((rho - late).abs().mean())
+    assert errors["linear"] < 0.05
+    assert errors["sigmoid"] > 0.2  # the saturation the default avoids

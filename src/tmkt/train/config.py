@@ -22,6 +22,7 @@ AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 TWO_STREAM_MODES = ("separate", "concat")
 MRP_LOSSES = ("mse", "bce")
+MRP_OUTPUTS = ("linear", "sigmoid")
 SCHEDULES = ("power", "constant", "linear")
 
 
@@ -64,6 +65,10 @@ class MethodConfig:
     lambda_mag: float = 0.1  # [ours]
     lambda_mrp: float = 0.1  # [ours]
     mrp_loss: str = "mse"  # [ours] mse | bce
+    # [ours] MRP head output for the mse loss: "linear" regresses rho directly (clipped to [0,1]
+    # for reporting); "sigmoid" squashes first, and saturates at 0 while the schedule's r_m is ~0
+    # early in training (its gradient vanishes; seen on N-MNIST). bce always uses the sigmoid.
+    mrp_output: str = "linear"
     tet_lambda: float = 1e-3  # [He]
     tet_phi: float = 0.5  # [He] (= firing threshold)
     schedule: str = "power"  # r_m (tmkt) or P (sliding) over progress [ours: power k=3 as He]
@@ -203,6 +208,7 @@ def validate(cfg: Config) -> None:
     _choice("train.device", cfg.train.device, DEVICES)
     _choice("method.two_stream", cfg.method.two_stream, TWO_STREAM_MODES)
     _choice("method.mrp_loss", cfg.method.mrp_loss, MRP_LOSSES)
+    _choice("method.mrp_output", cfg.method.mrp_output, MRP_OUTPUTS)
     _choice("method.schedule", cfg.method.schedule, SCHEDULES)
     from tmkt.train.methods import METHODS  # late: methods import this module
 

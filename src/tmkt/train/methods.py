@@ -232,11 +232,14 @@ class TwoStreamMethod(Method):
             terms["l_mag"] = l_mag.detach()
             terms["mag_err"] = (pred != mixed.mag_target).float().mean()
         if self.use_mrp:
-            rho = self.aux["mrp"](out_s.feat_pool.float())  # [B]
+            score = self.aux["mrp"].logits(out_s.feat_pool.float())  # [B], before the sigmoid
+            linear = self.cfg.mrp_loss == "mse" and self.cfg.mrp_output == "linear"
+            rho = score if linear else torch.sigmoid(score)
             l_mrp = losses.mrp_loss(rho, mixed.mrp_target, self.cfg.mrp_loss)
             total = total + self.cfg.lambda_mrp * l_mrp
             terms["l_mrp"] = l_mrp.detach()
-            terms["mrp_err"] = (rho.detach() - mixed.mrp_target).abs().mean()
+            err = rho.detach().clamp(0.0, 1.0) - mixed.mrp_target
+            terms["mrp_err"] = err.abs().mean()
         terms["loss"] = total.detach()
         terms["acc"] = accuracy(out_e.logits_evt, y)
         terms["acc_src"] = accuracy(out_s.logits_src, y)
