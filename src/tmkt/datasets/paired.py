@@ -195,7 +195,30 @@ def _fingerprint(items: list[Item]) -> list[list[Any]]:
     return out
 
 
-class EventDataset(Dataset):
+class _ClassFrames(Dataset):
+    """What the event and static datasets share: classes, frame shape (2, H, W), targets."""
+
+    classes: list[str]
+    hw: tuple[int, int]
+    _targets: Sequence[int]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """(2, H, W)."""
+        return (2, *self.hw)
+
+    @property
+    def targets(self) -> list[int]:
+        """Class index of every sample."""
+        return list(self._targets)
+
+
+class EventDataset(_ClassFrames):
     """Event frames `(events (T,2,H,W) float32 tensor, label int)` of one split."""
 
     def __init__(self, prep: Prepared, split: str) -> None:
@@ -217,21 +240,6 @@ class EventDataset(Dataset):
         self.cache: frame_cache.FrameCache | None = None
         if cfg.cache:
             self.cache = self._open_cache(prep)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes."""
-        return len(self.classes)
-
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        """(2, H, W)."""
-        return (2, *self.hw)
-
-    @property
-    def targets(self) -> list[int]:
-        """Class index of every sample."""
-        return list(self._targets)
 
     def cache_settings(self, prep: Prepared) -> dict[str, Any]:
         """Everything that determines the frames (besides the file list)."""
@@ -342,7 +350,7 @@ class EventDataset(Dataset):
         return SampleBatch((torch.from_numpy(self.frames_many(idx)), _labels(self._targets, idx)))
 
 
-class StaticDataset(Dataset):
+class StaticDataset(_ClassFrames):
     """Encoded static pictures `(static (T,2,H,W) float32 tensor, label int)` of one split."""
 
     def __init__(
@@ -364,21 +372,6 @@ class StaticDataset(Dataset):
             self.augment = _static_augment()
         self.epoch = 0
         self.planes: frame_cache.FrameCache | None = None
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes."""
-        return len(self.classes)
-
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        """(2, H, W)."""
-        return (2, *self.hw)
-
-    @property
-    def targets(self) -> list[int]:
-        """Class index of every picture."""
-        return list(self._targets)
 
     def encode(self, j: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Picture j as a (T, 2, H, W) float32 sequence (augmented in the train split)."""

@@ -54,7 +54,11 @@ def save_plots(
         fig, ax = plt.subplots(figsize=(5, 3.5))
         xs = [i / 200 for i in range(201)]
         ax.plot(xs, [schedule(x) for x in xs], label=f"{schedule_label} schedule")
-        seen = [(row["progress"], row["train_r"]) for row in history if "train_r" in row]
+        seen, start = [], 0.0  # an epoch's mean drawn at the middle of its progress interval
+        for row in history:
+            if "train_r" in row:
+                seen.append(((start + row["progress"]) / 2, row["train_r"]))
+            start = row["progress"]
         if seen:
             ax.plot(*zip(*seen, strict=True), "o", ms=3, label="epoch mean (observed)")
         ax.set_xlabel("training progress")
