@@ -44,7 +44,16 @@ def test_config_defaults():
     assert (cfg.T, cfg.binning, cfg.norm, cfg.static_encoding, cfg.pairing) == (
         10, "time", "none", "hsv_v", "class")
     assert (cfg.val_fraction, cfg.test_fraction, cfg.exclude_background) == (0.1, 0.1, True)
-    assert cfg.cache_path == cfg.root_path / ".tmkt_cache"
+
+
+
+def test_cache_dir_default_falls_back_when_the_root_is_read_only(tmp_path, monkeypatch):
+    cfg = DataConfig(root=tmp_path)
+    assert cfg.cache_path == tmp_path / ".tmkt_cache"  # writable root: the cache sits beside it
+    assert DataConfig(root=tmp_path, cache_dir=tmp_path / "c").cache_path == tmp_path / "c"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("tmkt.datasets.config.os.access", lambda path, mode: False)
+    assert cfg.cache_path == tmp_path / "xdg" / "tmkt"
 
 
 def test_stratify_counts_per_class_and_no_overlap():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,15 @@ class DataConfig:
 
     @property
     def cache_path(self) -> Path:
-        """The frame-cache directory (default `<root>/.tmkt_cache`)."""
+        """The frame-cache directory: `cache_dir`; else `<root>/.tmkt_cache` where the data root
+        can be written; else `$XDG_CACHE_HOME/tmkt` (`~/.cache/tmkt`): data roots are often
+        read-only. Cache file names carry a hash of the root, so roots never share a file."""
         if self.cache_dir is not None:
             return Path(self.cache_dir).expanduser()
-        return self.root_path / ".tmkt_cache"
+        local = self.root_path / ".tmkt_cache"
+        if os.access(local if local.is_dir() else self.root_path, os.W_OK):
+            return local
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tmkt"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
