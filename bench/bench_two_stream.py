@@ -5,6 +5,7 @@ Times a full step (method loss, backward, AdamW step) on synthetic batches for:
   tmkt/separate    two streams as two passes through the shared network (default, as He et al.)
   tmkt/concat      two streams as one concatenated batch (BN statistics then span both)
   sliding/separate He et al.'s baseline
+The static stream is one random picture per sample repeated over T, as the static encoder gives.
 Configurations are interleaved over repeats (alternating measurement); medians are reported.
 
     python bench/bench_two_stream.py --device cuda --model vgg_snn --size 48 --T 10 --batch 32
@@ -40,7 +41,8 @@ def make_step(variant: str, args: argparse.Namespace, device: torch.device):
     torch.manual_seed(0)
     model = build_model(args.model, args.classes, in_shape=(2, args.size, args.size),
                         width=args.width)
-    method = build_method(MethodConfig(name=name, two_stream=two_stream), model, args.T)
+    cfg = MethodConfig(name=name, two_stream=two_stream)
+    method = build_method(cfg, model, args.T)
     method.to(device).train()
     if args.compile:
         method.model = torch.compile(model)
@@ -50,7 +52,7 @@ def make_step(variant: str, args: argparse.Namespace, device: torch.device):
     batch = Batch(
         label=torch.randint(0, args.classes, (args.batch,), generator=g),
         events=(torch.rand(shape, generator=g) < 0.1).float(),
-        static=torch.rand(shape, generator=g).expand(shape).contiguous(),
+        static=torch.rand((args.batch, 1, *shape[2:]), generator=g).expand(shape).contiguous(),
     ).to(device)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
 

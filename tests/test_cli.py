@@ -163,3 +163,49 @@ def test_demo_config_quick(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     runs = json.loads((tmp_path / "runs" / "digits_sim_demo" / "results.json").read_text())
     assert {r["method"] for r in runs} == {"tmkt", "dvs"}
     assert all(r["test"]["n"] > 100 and r["dataset"] == "digits_sim" for r in runs)
+
+
+def test_experiment_val_sweep_never_reads_test(tmp_path: Path, shared_data: Path, capsys,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """report: val -> variants' overrides applied, each seed its own split, the test split is
+    never built, and the table holds validation numbers only."""
+    import tmkt.train.loop as loop
+
+    asked: list[str] = []
+    real = loop.default_data_fn
+
+    def spy(data_cfg, kind, split):
+        asked.append(split)
+        return real(data_cfg, kind, split)
+
+    cfg = _config(tmp_path, shared_data, name="sweep", methods=["lr_hi", "dvs"], seeds=[3, 4],
+                  report="val", split_per_seed=True,
+                  variants={"lr_hi": {"method.name": "tmkt", "optim.lr": 0.05,
+                                      "method.lambda_mag": 0.5}},
+                  quick={"optim.epochs": 1, "train.plots": False, "train.tensorboard": False})
+    monkeypatch.setattr(loop, "default_data_fn", spy)
+    assert main(["experiment", "--config", str(cfg), "--quick"]) == 0
+    assert "val" in asked and "train" in asked and "test" not in asked
+    md = (tmp_path / "runs" / "sweep" / "results.md").read_text()
+    assert "Validation split only" in md and "test top-1" not in md
+    rows = [line for line in md.splitlines() if line.startswith("| lr_hi") or
+            line.startswith("| dvs")]
+    assert len(rows) == 2 and all(r.endswith("| 2 |") for r in rows)
+    runs = json.loads((tmp_path / "runs" / "sweep" / "results.json").read_text())
+    assert all(r["test"] is None and r["val_last"]["top1"] >= 0 for r in runs)
+    run = tmp_path / "runs" / "sweep" / "lr_hi_s4"
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["optim"]["lr"] == 0.05 and resolved["method"]["lambda_mag"] == 0.5
+    assert resolved["data"]["seed"] == 4 and resolved["train"]["test"] is False
+    split = json.loads((run / "split.json").read_text())
+    other = json.loads((tmp_path / "runs" / "sweep" / "lr_hi_s3" / "split.json").read_text())
+    assert split != other  # each seed drew its own validation split
+
+
+def test_experiment_variant_errors(tmp_path: Path, shared_data: Path, capsys) -> None:
+    cfg = _config(tmp_path, shared_data, methods=["v1"], variants={"v1": {"optim.lrr": 1.0}})
+    assert main(["experiment", "--config", str(cfg), "--quick"]) != 0
+    assert "optim.lrr" in capsys.readouterr().err
+    cfg = _config(tmp_path, shared_data, methods=["nope"])
+    assert main(["experiment", "--config", str(cfg), "--quick"]) != 0
+    assert "nope" in capsys.readouterr().err

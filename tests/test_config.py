@@ -86,7 +86,7 @@ def test_shipped_configs_load(name: str) -> None:
     cfg = load_config(CONFIGS / name)
     assert cfg.method.name in METHODS
     for m in cfg.experiment.methods:
-        assert m in METHODS
+        assert m in METHODS or cfg.experiment.variants[m]["method.name"] in METHODS
 
 
 def test_reference_recipe() -> None:

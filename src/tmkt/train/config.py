@@ -117,6 +117,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     plots: bool = True
+    # evaluate the test split at the end; off for tuning sweeps, whose runs then never read it
+    test: bool = True
 
 
 @dataclass
@@ -124,8 +126,14 @@ class ExperimentConfig:
     """Methods x seeds grid for `tmkt experiment`; `quick` holds dotted overrides for --quick."""
 
     name: str = "experiment"
+    # method names, or names of `variants` (dotted override sets, e.g. a tuning sweep's points)
     methods: list[str] = field(default_factory=lambda: ["tmkt", "dvs"])
     seeds: list[int] = field(default_factory=lambda: [42])
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "test": test top-1 of the validation-selected and last weights; "val": validation only
+    # (for sweeps: runs are trained with train.test off and the test split is never read)
+    report: str = "test"
+    split_per_seed: bool = False  # data.seed = the run's seed: each seed draws its own val split
     quick: dict[str, Any] = field(
         default_factory=lambda: {"optim.epochs": 2, "train.max_steps_per_epoch": 4}
     )
@@ -213,8 +221,24 @@ def validate(cfg: Config) -> None:
     from tmkt.train.methods import METHODS  # late: methods import this module
 
     _choice("method.name", cfg.method.name, tuple(METHODS.names()))
+    variants = cfg.experiment.variants
     for experiment_method in cfg.experiment.methods:
-        _choice("experiment.methods", experiment_method, tuple(METHODS.names()))
+        if experiment_method not in variants:
+            _choice("experiment.methods", experiment_method,
+                    tuple(METHODS.names()) + tuple(variants))
+    for vname, overrides in variants.items():
+        if vname in METHODS.names():
+            raise ConfigError(f"experiment.variants: {vname!r} is a method name; choose another")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"experiment.variants.{vname} must map dotted keys to values")
+        for key, value in overrides.items():
+            where = f"experiment.variants.{vname}: {key}"
+            if not isinstance(key, str) or key.split(".")[0] == "experiment":
+                raise ConfigError(f"{where}: a variant sets data/model/method/optim/train keys")
+            _coerce(value, _field_type(Config, key.split("."), where), where)
+        name = overrides.get("method.name", cfg.method.name)
+        _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
+    _choice("experiment.report", cfg.experiment.report, ("test", "val"))
     positive = {
         "optim.epochs": cfg.optim.epochs,
         "optim.batch_size": cfg.optim.batch_size,

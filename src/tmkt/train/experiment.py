@@ -37,7 +37,7 @@ def summary_table(runs: list[dict[str, Any]], methods: list[str]) -> str:
         "|---|---|---|---|",
     ]
     for m in methods:
-        rs = [r for r in runs if r["method"] == m]
+        rs = [r for r in runs if r.get("variant", r["method"]) == m]
         if not rs:
             continue
         best = mean_std([100 * r["test"]["top1"] for r in rs])
@@ -47,6 +47,39 @@ def summary_table(runs: list[dict[str, Any]], methods: list[str]) -> str:
             f"| {m} | {best[0]:.2f} ± {best[1]:.2f} | {last[0]:.2f} ± {last[1]:.2f} | {seeds} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def val_table(runs: list[dict[str, Any]], methods: list[str]) -> str:
+    """Markdown for a tuning sweep: validation top-1 (%) and loss, mean ± std over seeds."""
+    lines = [
+        "| variant | val top-1, best epoch (%) | val top-1, last epoch (%) "
+        "| val loss, last epoch | runs |",
+        "|---|---|---|---|---|",
+    ]
+    for m in methods:
+        rs = [r for r in runs if r["variant"] == m and r.get("val_last")]
+        if not rs:
+            continue
+        best = mean_std([100 * r["best_val_top1"] for r in rs])
+        last = mean_std([100 * r["val_last"]["top1"] for r in rs])
+        loss = mean_std([r["val_last"]["loss"] for r in rs])
+        lines.append(f"| {m} | {best[0]:.2f} ± {best[1]:.2f} | {last[0]:.2f} ± {last[1]:.2f} "
+                     f"| {loss[0]:.4f} ± {loss[1]:.4f} | {len(rs)} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_overrides(cfg: Config, entry: str, seed: int) -> dict[str, Any]:
+    """The dotted overrides of one run: a method name, or a named variant's override set."""
+    over: dict[str, Any] = {"train.seed": seed, "train.run_name": None}
+    if entry in cfg.experiment.variants:
+        over.update(cfg.experiment.variants[entry])
+    else:
+        over["method.name"] = entry
+    if cfg.experiment.split_per_seed:
+        over["data.seed"] = seed
+    if cfg.experiment.report == "val":
+        over["train.test"] = False  # tuning: the test split is never read
+    return over
 
 
 def run_experiment(
@@ -71,9 +104,7 @@ def run_experiment(
     methods = list(cfg.experiment.methods)
     for seed in cfg.experiment.seeds:  # seed-major: a stopped experiment still covers every method
         for method in methods:
-            run_cfg = apply_overrides(
-                cfg, {"method.name": method, "train.seed": seed, "train.run_name": None}
-            )
+            run_cfg = apply_overrides(cfg, run_overrides(cfg, method, seed))
             run_dir = exp_dir / f"{method}_s{seed}"
             done = run_dir / "results.json"
             if done.is_file():
@@ -85,14 +116,20 @@ def run_experiment(
                 train(run_cfg, out_dir=run_dir, resume=resume, data_fn=data_fn,
                       model_fn=model_fn)
             if done.is_file():  # rank 0 only
-                runs.append(json.loads(done.read_text()))
-    table = summary_table(runs, methods)
+                runs.append({**json.loads(done.read_text()), "variant": method})
+    if cfg.experiment.report == "val":
+        table = val_table(runs, methods)
+        what = ("Validation split only (the test split is never read); each seed "
+                + ("draws its own split" if cfg.experiment.split_per_seed else "shares one split")
+                + ".")
+    else:
+        table = summary_table(runs, methods)
+        what = ("Test split, event input only, event head; best-on-val = the checkpoint with "
+                "the highest validation top-1.")
     if runs:
         header = (
             f"# {cfg.experiment.name}: {cfg.data.name}, {cfg.model.name}, "
-            f"{cfg.optim.epochs} epochs{' (quick)' if quick else ''}\n\n"
-            "Test split, event input only, event head; best-on-val = the checkpoint with the "
-            "highest validation top-1.\n\n"
+            f"{cfg.optim.epochs} epochs{' (quick)' if quick else ''}\n\n{what}\n\n"
         )
         (exp_dir / "results.md").write_text(header + table)
         (exp_dir / "results.json").write_text(json.dumps(runs, indent=2))

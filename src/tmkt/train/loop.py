@@ -440,7 +440,10 @@ class Trainer:
 
     def _finish(self) -> RunResult:
         test = test_last = None
-        if self.info.is_main:
+        if self.info.is_main and not self.cfg.train.test:  # a tuning run: the test split unread
+            if self.out_dir is not None:
+                self._write_results(None, None)
+        elif self.info.is_main:
             test_ds = self.data_fn(self.cfg.data, "events", "test")
             classes, _ = dataset_meta(test_ds)
             if classes != self.classes:
@@ -460,7 +463,7 @@ class Trainer:
         D.barrier(self.info)
         return self._result(finished=True, test=test, test_last=test_last)
 
-    def _write_results(self, test: dict[str, Any], test_last: dict[str, Any]) -> None:
+    def _write_results(self, test: dict[str, Any] | None, test_last: dict[str, Any] | None) -> None:
         assert self.out_dir is not None
         if self.cfg.train.plots:
             sched = self.method.schedule_value if self.method.schedule_value(0.5) is not None \
@@ -475,6 +478,7 @@ class Trainer:
             "epochs": self.cfg.optim.epochs,
             "best_epoch": self.best_epoch,
             "best_val_top1": self.best_val,
+            "val_last": _last_val(self.logger.history),
             "test": test,
             "test_last": test_last,
             "selection": "best validation top-1 (test split never used for selection)",
@@ -482,6 +486,15 @@ class Trainer:
         tmp = self.out_dir / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(self.out_dir / "results.json")
+
+
+def _last_val(history: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Validation top-1 and loss of the last epoch that was evaluated (None if none was)."""
+    rows = [r for r in history if "val_top1" in r]
+    if not rows:
+        return None
+    return {"epoch": rows[-1].get("epoch"), "top1": rows[-1]["val_top1"],
+            "loss": rows[-1].get("val_loss")}
 
 
 def run_dir_for(cfg: Config) -> Path:
