@@ -81,6 +81,18 @@ def build_sj_twin(name: str, num_classes: int, in_shape: tuple[int, int, int]):
     return Twin()
 
 
+def parse_neuron(spec: str) -> dict[str, object]:
+    """'key=value,key=value' -> build_model keywords for tmkt (numbers and booleans parsed)."""
+    out: dict[str, object] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, val = item.partition("=")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
 def worker(args: argparse.Namespace) -> None:
     """One measurement: build, warm up, time `steps` training steps, print a JSON line."""
     import resource
@@ -96,7 +108,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.impl == "tmkt":
         from tmkt.models import build_model
 
-        model = build_model(args.model, classes, shape)
+        model = build_model(args.model, classes, shape, **parse_neuron(args.neuron))
         reset = None
     else:
         from spikingjelly.activation_based import functional
@@ -136,7 +148,9 @@ def worker(args: argparse.Namespace) -> None:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"impl": args.impl, "sps": args.steps * batch / dt, "peak_mb": peak_mb}))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"impl": args.impl, "sps": args.steps * batch / dt, "peak_mb": peak_mb,
+                      "sys_s": ru.ru_stime, "minflt": ru.ru_minflt}))
 
 
 def measure(args: argparse.Namespace, model: str, impl: str) -> Result:
@@ -145,6 +159,7 @@ def measure(args: argparse.Namespace, model: str, impl: str) -> Result:
         sys.executable, os.path.abspath(__file__), "--worker", "--impl", impl, "--model", model,
         "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--threads", str(args.threads), "--batch", str(args.batch or 0), "--T", str(args.T or 0),
+        "--neuron", args.neuron,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -163,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     p.add_argument("--batch", type=int, default=0, help="override the batch size (0 = default)")
     p.add_argument("--T", type=int, default=0, help="override T (0 = default)")
+    p.add_argument("--neuron", default="", help="tmkt neuron/block options, e.g. conv_time=fold")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)

@@ -9,7 +9,7 @@ import torch
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from torch import nn
 
-from tmkt.snn import LIF, ConvBNLIF, SeqBatchNorm2d, SeqFlatten, SeqToANN
+from tmkt.snn import LIF, ConvBNLIF, LIFConfig, SeqBatchNorm2d, SeqFlatten, SeqToANN
 from tmkt.snn.layers import bn_lif
 
 
@@ -120,8 +120,9 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("reset,detach", [("hard", True), ("soft", False), ("hard", False)])
 @pytest.mark.parametrize("train", [True, False])
-def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train, device):
-    """The fused BN+LIF node (one saved tensor) equals SeqBatchNorm2d followed by LIF: outputs,
+@pytest.mark.parametrize("saves", ["membrane", "input"])
+def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train, device, saves):
+    """The fused BN+LIF node (either saving mode) equals SeqBatchNorm2d followed by LIF: outputs,
     membrane, running statistics, and gradients of input, BN weight and BN bias."""
     torch.manual_seed(0)
     bn_a = SeqBatchNorm2d(4).to(device)
@@ -131,7 +132,7 @@ def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train, device):
         bn_a.running_mean.uniform_(-0.5, 0.5)
         bn_a.running_var.uniform_(0.5, 2.0)
     bn_b = copy.deepcopy(bn_a)
-    lif = LIF(reset=reset, detach_reset=detach)
+    lif = LIF(reset=reset, detach_reset=detach, bn_lif_saves=saves)
     bn_a.train(train)
     bn_b.train(train)
     y = (_x(6, 3, 4, 5, 5, seed=7) * 1.5 + 0.3).to(device)
@@ -150,3 +151,96 @@ def test_fused_bn_lif_equals_bn_then_lif(reset, detach, train, device):
     torch.testing.assert_close(bn_a.running_mean, bn_b.running_mean)
     torch.testing.assert_close(bn_a.running_var, bn_b.running_var)
     assert int(bn_a.num_batches_tracked) == int(bn_b.num_batches_tracked) == int(train)
+
+
+@pytest.mark.parametrize("saves", ["membrane", "input"])
+def test_fused_bn_lif_second_backward_through_retained_graph(saves):
+    """'membrane' turns its saved membrane into the gradient in place; a second backward through
+    a retained graph recomputes it and gives the same gradients."""
+    torch.manual_seed(0)
+    bn = SeqBatchNorm2d(3)
+    lif = LIF(bn_lif_saves=saves)
+    y = (_x(5, 2, 3, 4, 4, seed=3) + 0.4).requires_grad_()
+    s, v = bn_lif(bn, lif, y, want_v=True)
+    loss = (s * _x(*y.shape, seed=4)).sum() + (v * _x(*y.shape, seed=5)).sum()
+    (g1,) = torch.autograd.grad(loss, y, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, y)
+    assert g1.abs().sum() > 0
+    torch.testing.assert_close(g1, g2, rtol=0, atol=0)
+
+
+def _conv_pair(conv_time: str, **kw):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, **kw)
+    return SeqToANN(conv), SeqToANN(copy.deepcopy(conv), conv_time=conv_time)
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1, bias=False), dict(stride=2, padding=1),
+                                dict(padding=0, dilation=2, bias=True)])
+@pytest.mark.parametrize("T,B", [(6, 4), (5, 3), (3, 16)])
+def test_conv_per_step_equals_folded(kw, T, B):
+    """conv_time='step' (chunks of whole time steps, >= 16 frames each, last chunk shorter)
+    gives the folded convolution's output and input gradient; weight/bias gradients are sums over
+    chunks (equal up to rounding)."""
+    fold, step = _conv_pair("step", **kw)
+    x1 = _x(T, B, 3, 9, 9, seed=1).requires_grad_()
+    x2 = x1.detach().clone().requires_grad_()
+    y1, y2 = fold(x1), step(x2)
+    assert step._steps_per_chunk(x2) == (-(-16 // B) if -(-16 // B) < T else 0)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+    g = _x(*y1.shape, seed=2)
+    y1.backward(g)
+    y2.backward(g)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=0, atol=0)
+    for p1, p2 in zip(fold.parameters(), step.parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_time_auto_picks_per_step_only_for_large_frames_on_cpu():
+    from tmkt.snn.layers import STEP_MIN_PIXELS
+
+    assert STEP_MIN_PIXELS == 24 * 24
+    auto = SeqToANN(nn.Conv2d(2, 4, 3, padding=1), conv_time="auto")
+    assert auto._steps_per_chunk(torch.zeros(10, 16, 2, 24, 24)) == 1
+    assert auto._steps_per_chunk(torch.zeros(10, 4, 2, 24, 24)) == 4  # >= 16 frames a chunk
+    assert auto._steps_per_chunk(torch.zeros(10, 16, 2, 23, 24)) == 0  # 552 pixels: fold
+    assert auto._steps_per_chunk(torch.zeros(1, 16, 2, 48, 48)) == 0  # one chunk = fold
+    strided = SeqToANN(nn.Conv2d(2, 4, 3, stride=2, padding=1), conv_time="auto")
+    assert strided._steps_per_chunk(torch.zeros(10, 16, 2, 48, 48)) == 1  # 24x24 output
+    assert strided._steps_per_chunk(torch.zeros(10, 16, 2, 46, 46)) == 0  # 23x23 output
+    # not a lone Conv2d, or 'fold': always folded
+    assert SeqToANN(nn.Conv2d(2, 4, 3), nn.ReLU(), conv_time="step")._steps_per_chunk(
+        torch.zeros(10, 16, 2, 48, 48)) == 0
+    assert SeqToANN(nn.Conv2d(2, 4, 3))._steps_per_chunk(torch.zeros(10, 16, 2, 48, 48)) == 0
+    # the block takes it from its neuron config; the default is 'auto'
+    assert ConvBNLIF(2, 4).conv.conv_time == "auto"
+    assert ConvBNLIF(2, 4, neuron=LIFConfig(conv_time="fold")).conv.conv_time == "fold"
+    with pytest.raises(ValueError, match="conv_time"):
+        SeqToANN(nn.Identity(), conv_time="chunk")
+    with pytest.raises(ValueError, match="conv_time"):
+        LIFConfig(conv_time="chunk")
+    with pytest.raises(ValueError, match="bn_lif_saves"):
+        LIFConfig(bn_lif_saves="output")
+    assert LIFConfig().bn_lif_saves == "membrane"
+
+
+def test_conv_bn_lif_modes_agree():
+    """ConvBNLIF under every conv_time x bn_lif_saves setting: same spikes, membrane and input
+    gradient; weight gradients equal up to rounding."""
+    x = (torch.rand(6, 4, 2, 24, 24, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    w = _x(6, 4, 5, 24, 24, seed=4)
+    outs = []
+    for conv_time in ("fold", "step", "auto"):
+        for saves in ("membrane", "input"):
+            torch.manual_seed(0)
+            blk = ConvBNLIF(2, 5, neuron=LIFConfig(conv_time=conv_time, bn_lif_saves=saves))
+            xi = x.clone().requires_grad_()
+            s, v = blk.forward_with_v(xi)
+            ((s * w).sum() + (v * w).sum()).backward()
+            outs.append((s, v, xi.grad, blk.conv[0].weight.grad, blk.bn.weight.grad))
+    for o in outs[1:]:
+        torch.testing.assert_close(o[0], outs[0][0], rtol=0, atol=0)
+        torch.testing.assert_close(o[1], outs[0][1], rtol=0, atol=0)
+        torch.testing.assert_close(o[2], outs[0][2], rtol=0, atol=0)
+        torch.testing.assert_close(o[3], outs[0][3], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(o[4], outs[0][4], rtol=0, atol=0)

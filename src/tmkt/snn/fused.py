@@ -1,8 +1,12 @@
-"""Fused BatchNorm (statistics over T*B) + multi-step LIF, saving only the BN input for backward.
+"""Fused BatchNorm (statistics over T*B) + multi-step LIF in one autograd node.
 
-Unfused, BN keeps its input and the LIF keeps its membrane sequence: two full-size tensors per
-block. Here backward recomputes the BN output and the membrane from the BN input (cheap
-elementwise work), so a conv-BN-LIF block keeps one. Results equal SeqBatchNorm2d then LIF.
+Unfused, BN keeps its input and the LIF keeps its membrane sequence, and backward allocates
+fresh buffers for both gradients. Here, with LIFConfig.bn_lif_saves:
+- 'membrane' [default]: the node keeps the BN input and the pre-spike membrane h (the BN output
+  buffer, overwritten in place) plus the batch statistics; backward turns h into dL/dx in place.
+- 'input': it keeps only the BN input; backward recomputes the BN output and the membrane
+  (one full-size tensor less per block, for the cost of a BN pass and the LIF loop).
+Results equal SeqBatchNorm2d then LIF in both modes.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ class _BNLIF(torch.autograd.Function):
         rv = bn.running_var if use_running else None
         yf = y.flatten(0, 1)
         cudnn = torch.backends.cudnn.enabled
-        x = _bn(yf, weight, bias, rm, rv, training, momentum, bn.eps, cudnn)[0]
+        x, mean, var_t, reserve, impl = _bn(
+            yf, weight, bias, rm, rv, training, momentum, bn.eps, cudnn
+        )
         buf = x.view_as(y)
         spikes = torch.empty_like(y)
         v_seq = torch.empty_like(y) if want_v else y.new_empty(0)
@@ -49,9 +55,12 @@ class _BNLIF(torch.autograd.Function):
                              v_seq if want_v else None)
         # eval mode reads running stats in backward: keep copies (they change in place later)
         stats = (rm.clone(), rv.clone()) if not training and rm is not None else (None, None)
-        ctx.save_for_backward(y, weight, bias)  # statistics are recomputed in backward
+        ctx.save_for_backward(y, weight, bias)
         ctx.stats = stats
         ctx.meta = (training, bn.eps, cudnn, cfg, sg, want_v)
+        # 'membrane': keep h and the batch statistics; backward overwrites h with dL/dx (once: a
+        # second backward through a retained graph falls back to recomputing)
+        ctx.kept = (buf, mean, var_t, reserve, impl) if cfg.bn_lif_saves == "membrane" else None
         return spikes, v_seq
 
     @staticmethod
@@ -60,15 +69,21 @@ class _BNLIF(torch.autograd.Function):
         training, eps, cudnn, cfg, sg, want_v = ctx.meta
         rm, rv = ctx.stats
         yf = y.flatten(0, 1)
-        x, mean, var_t, reserve, impl = _bn(yf, weight, bias, rm, rv, training, 0.0, eps, cudnn)
-        buf = x.view_as(y)
         tau, vth, hard = float(cfg.tau), float(cfg.v_threshold), cfg.reset == "hard"
-        lif_forward_inplace(buf, tau, vth, hard, None, None)  # buf = h
+        if ctx.kept is not None:
+            buf, mean, var_t, reserve, impl = ctx.kept  # buf = h
+            ctx.kept = None
+        else:
+            x, mean, var_t, reserve, impl = _bn(
+                yf, weight, bias, rm, rv, training, 0.0, eps, cudnn
+            )
+            buf = x.view_as(y)
+            lif_forward_inplace(buf, tau, vth, hard, None, None)  # buf = h
         lif_backward_inplace(buf, g_s, g_v if want_v else None, tau, vth, hard,
                               cfg.detach_reset, sg)  # buf = dL/dx
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 bias is not None and ctx.needs_input_grad[2]]
-        g_x = x  # buf is a view of x: it now holds dL/dx
+        g_x = buf.flatten(0, 1)  # buf now holds dL/dx
         g_y, g_w, g_b = _bn_backward(
             impl, yf, g_x, weight, rm, rv, mean, var_t, training, eps, mask, reserve
         )

@@ -6,10 +6,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-from tmkt.snn.neuron import LIF, LIFConfig
+from tmkt.snn.neuron import CONV_TIME_MODES, LIF, LIFConfig
 
 BN_MODES = ("fold", "per_step")
+# conv_time="auto": per-time-step convolution on CPU when output frames have at least this many
+# pixels (24x24); each chunk holds whole time steps and at least STEP_MIN_FRAMES frames
+STEP_MIN_PIXELS = 24 * 24
+STEP_MIN_FRAMES = 16
 
 
 def _check_seq(x: Tensor, where: str) -> None:
@@ -18,13 +23,105 @@ def _check_seq(x: Tensor, where: str) -> None:
 
 
 class SeqToANN(nn.Sequential):
-    """Apply stateless modules to x[T, B, ...] by folding time into the batch ([T*B, ...])."""
+    """Apply stateless modules to x[T, B, ...] by folding time into the batch ([T*B, ...]).
+
+    conv_time (only for a lone nn.Conv2d): 'fold' [default] one convolution over the T*B batch;
+    'step' one convolution per chunk of whole time steps (>= STEP_MIN_FRAMES frames each);
+    'auto' 'step' on CPU when the output frames have >= STEP_MIN_PIXELS pixels, else 'fold'.
+    Same outputs; the weight gradient is summed over chunks (rounding-level differences). On CPU
+    large T*B activations overflow the caches and oneDNN's layout reorders of them dominate, so
+    per-step chunks run faster there (measured: docs/benchmarks.md, Backbones)."""
+
+    def __init__(self, *mods: nn.Module, conv_time: str = "fold") -> None:
+        if conv_time not in CONV_TIME_MODES:
+            raise ValueError(f"conv_time must be one of {CONV_TIME_MODES}, got {conv_time!r}")
+        super().__init__(*mods)
+        self.conv_time = conv_time
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         _check_seq(x, type(self).__name__)
         T, B = x.shape[:2]
+        steps = self._steps_per_chunk(x)
+        if steps:
+            conv = self[0]
+            return _ConvSteps.apply(x.contiguous(), conv.weight, conv.bias, conv, steps)
         y = super().forward(x.flatten(0, 1))
         return y.unflatten(0, (T, B))
+
+    def _steps_per_chunk(self, x: Tensor) -> int:
+        """Time steps per convolution call, or 0 to fold all of T into one call."""
+        mode = getattr(self, "conv_time", "fold")
+        if mode == "fold" or len(self) != 1 or x.dim() != 5:
+            return 0
+        conv = self[0]
+        if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(
+            conv.padding, str
+        ) or torch.is_autocast_enabled(x.device.type):
+            return 0
+        T, B = x.shape[:2]
+        steps = min(T, -(-STEP_MIN_FRAMES // max(B, 1)))
+        if steps >= T:
+            return 0
+        if mode == "step":
+            return steps
+        pixels = 1
+        for size, k, s, p, d in zip(
+            x.shape[-2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation, strict=True
+        ):
+            pixels *= (size + 2 * p - d * (k - 1) - 1) // s + 1
+        return steps if x.device.type == "cpu" and pixels >= STEP_MIN_PIXELS else 0
+
+    def extra_repr(self) -> str:
+        mode = getattr(self, "conv_time", "fold")
+        return "" if mode == "fold" else f"conv_time={mode}"
+
+
+class _ConvSteps(torch.autograd.Function):
+    """Conv2d over x[T, B, C, H, W], `steps` time steps per call; backward likewise (the input
+    gradient is written chunk by chunk, the weight and bias gradients summed over chunks)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, weight: Tensor, bias: Tensor | None, conv: nn.Conv2d, steps: int
+    ) -> Tensor:
+        T, B = x.shape[:2]
+        geo = (list(conv.stride), list(conv.padding), list(conv.dilation), conv.groups)
+        out: Tensor | None = None
+        for t0 in range(0, T, steps):
+            t1 = min(T, t0 + steps)
+            y = F.conv2d(x[t0:t1].flatten(0, 1), weight, bias, *geo)
+            if out is None:
+                out = y.new_empty((T, B, *y.shape[1:]))
+            out[t0:t1].copy_(y.unflatten(0, (t1 - t0, B)))
+        ctx.save_for_backward(x, weight)
+        ctx.meta = (geo, steps, None if bias is None else list(bias.shape))
+        assert out is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        (stride, padding, dilation, groups), steps, bias_sizes = ctx.meta
+        need = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                bias_sizes is not None and ctx.needs_input_grad[2]]
+        g = g.contiguous()
+        T, B = x.shape[:2]
+        g_x = torch.empty_like(x) if need[0] else None
+        g_w: Tensor | None = None
+        g_b: Tensor | None = None
+        for t0 in range(0, T, steps):
+            t1 = min(T, t0 + steps)
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                g[t0:t1].flatten(0, 1), x[t0:t1].flatten(0, 1), weight, bias_sizes, stride,
+                padding, dilation, False, [0] * len(stride), groups, need,
+            )
+            if g_x is not None:
+                g_x[t0:t1].copy_(gx.unflatten(0, (t1 - t0, B)))
+            if need[1]:
+                g_w = gw if g_w is None else g_w.add_(gw)
+            if need[2]:
+                g_b = gb if g_b is None else g_b.add_(gb)
+        return g_x, g_w, g_b, None, None
 
 
 class SeqBatchNorm2d(nn.BatchNorm2d):
@@ -71,11 +168,12 @@ class ConvBNLIF(nn.Module):
         bn_mode: str = "fold",
     ) -> None:
         super().__init__()
+        self.lif = LIF(neuron)
         self.conv = SeqToANN(
-            nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=False)
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=False),
+            conv_time=self.lif.cfg.conv_time,
         )
         self.bn = SeqBatchNorm2d(out_ch, mode=bn_mode)
-        self.lif = LIF(neuron)
 
     def forward(self, x: Tensor) -> Tensor:
         return bn_lif(self.bn, self.lif, self.conv(x))[0]

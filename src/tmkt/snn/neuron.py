@@ -19,12 +19,22 @@ from tmkt.snn.surrogate import Surrogate, build_surrogate
 
 RESETS = ("hard", "soft")
 STEP_MODES = ("m", "s")
+CONV_TIME_MODES = ("auto", "fold", "step")
+BN_LIF_SAVES = ("membrane", "input")
 
 
 @dataclass(frozen=True)
 class LIFConfig:
     """Neuron settings. Defaults follow SPEC §7 / He et al.: tau 2, V_th 0.5, detached hard reset,
-    triangle surrogate with alpha 2 (alpha None = the surrogate's own default)."""
+    triangle surrogate with alpha 2 (alpha None = the surrogate's own default).
+
+    Speed/memory settings of the conv-BN-LIF block (`ConvBNLIF`); they change no result beyond
+    floating-point rounding: conv_time, how its convolution runs over T ('auto' [default]: one
+    call per time step on CPU for output frames >= 24x24, else one call over T*B; 'fold'; 'step';
+    see `SeqToANN`); bn_lif_saves, what the fused BN+LIF node keeps for backward ('membrane'
+    [default]: BN input and membrane, no recomputation; 'input': only the BN input, recomputing
+    BN and the membrane in backward, one activation-size tensor less per block; see
+    `tmkt.snn.fused`)."""
 
     tau: float = 2.0
     v_threshold: float = 0.5
@@ -32,6 +42,8 @@ class LIFConfig:
     detach_reset: bool = True
     surrogate: str = "triangle"
     alpha: float | None = None
+    conv_time: str = "auto"
+    bn_lif_saves: str = "membrane"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tau, int | float) and math.isfinite(self.tau) and self.tau >= 1):
@@ -40,6 +52,14 @@ class LIFConfig:
             raise ValueError(f"LIF v_threshold must be a finite number, got {self.v_threshold!r}")
         if self.reset not in RESETS:
             raise ValueError(f"LIF reset must be one of {RESETS}, got {self.reset!r}")
+        if self.conv_time not in CONV_TIME_MODES:
+            raise ValueError(
+                f"conv_time must be one of {CONV_TIME_MODES}, got {self.conv_time!r}"
+            )
+        if self.bn_lif_saves not in BN_LIF_SAVES:
+            raise ValueError(
+                f"bn_lif_saves must be one of {BN_LIF_SAVES}, got {self.bn_lif_saves!r}"
+            )
         build_surrogate(self.surrogate, self.alpha)  # validates name and alpha
 
     @classmethod
