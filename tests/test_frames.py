@@ -12,6 +12,45 @@ from tmkt.events.frames import downsample_sum, events_to_frames, events_to_frame
 from tmkt.events.io import make_events, read_events
 
 
+@pytest.fixture(autouse=True, params=["numba", "numpy"])
+def backend(request):
+    """Every test runs on both paths: the numba kernel and the numpy one (its oracle)."""
+    import tmkt.events.frames as frames_mod
+
+    was = frames_mod.use_numba(request.param == "numba")
+    if request.param == "numba" and not frames_mod.numba_available():
+        frames_mod.use_numba(was)
+        pytest.skip("numba is not installed")
+    yield request.param
+    frames_mod.use_numba(was)
+
+
+def test_kernel_equals_numpy_path(shared_data: Path, fixtures_dir: Path, backend) -> None:
+    """The kernel's frames equal the numpy path's: real files, a long stream, awkward cases."""
+    import tmkt.events.frames as frames_mod
+
+    if backend != "numba":
+        pytest.skip("compares the kernel with the numpy path")
+    recs = [read_events(p).events for p in _nmnist_files(shared_data, 8)]
+    big, big_sensor = read_events(fixtures_dir / "sample.aedat4")
+    shuffled = recs[1][np.random.default_rng(2).permutation(len(recs[1]))]
+    wide = make_events(np.array([0, 1 << 40, 1 << 61]), [0, 1, 2], [0, 0, 0], [1, 0, 1])
+    cases = [(ev, (34, 34)) for ev in [*recs, shuffled, recs[0][::3], wide]]
+    cases.append((big, big_sensor))
+    for ev, sensor in cases:
+        for T, size, binning in [(1, None, "time"), (10, None, "time"), (7, (17, 20), "count"),
+                                 (5, (1, 1), "time"), (10, (13, 11), "time")]:
+            kw = dict(size=size, binning=binning)
+            got = events_to_frames(ev, sensor, T, **kw)
+            many = events_to_frames_many([ev, ev[:5]], sensor, T, **kw)
+            frames_mod.use_numba(False)
+            ref = events_to_frames(ev, sensor, T, **kw)
+            ref5 = events_to_frames(ev[:5], sensor, T, **kw)
+            frames_mod.use_numba(True)
+            np.testing.assert_array_equal(got, ref)
+            np.testing.assert_array_equal(many, np.stack([ref, ref5]))
+
+
 def _nmnist_files(shared_data: Path, n: int) -> list[Path]:
     return sorted((shared_data / "N-MNIST").glob("Train/*/*.bin"))[:: 700 // n][:n]
 

@@ -2,10 +2,16 @@
 
 Channel 0 = OFF, channel 1 = ON. Resizing maps each event (or source pixel) to the target pixel
 ``floor(x * W_out / W_in)``, so every event is counted exactly once: counts are conserved.
+
+Two implementations give identical frames: a compiled one-pass kernel (numba, used when it is
+installed; ``TMKT_NUMBA=0`` in the environment or ``use_numba(False)`` turns it off) and the
+vectorised numpy one (the fallback, and the oracle the tests compare the kernel with).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,13 +75,22 @@ def _count_edges(n: int, T: int) -> np.ndarray:
 
 def _check_fields(events: np.ndarray) -> None:
     """Refuse non-integer coordinates and polarities other than integer/bool."""
+    error = _fields_error(events.dtype)
+    if error:
+        raise ValueError(error)
+
+
+@functools.lru_cache(maxsize=64)
+def _fields_error(dtype: np.dtype) -> str:
+    """What is wrong with the t, x, y, p field types of ``dtype`` ("" if nothing)."""
     for name in ("x", "y"):
-        if events.dtype[name].kind not in "iu":
-            raise ValueError(f"event field {name!r} must be integer, got {events.dtype[name]}")
-    if events.dtype["t"].kind not in "iu":
-        raise ValueError(f"event field 't' must be integer microseconds, got {events.dtype['t']}")
-    if events.dtype["p"].kind not in "iub":
-        raise ValueError(f"event field 'p' must be integer or bool, got {events.dtype['p']}")
+        if dtype[name].kind not in "iu":
+            return f"event field {name!r} must be integer, got {dtype[name]}"
+    if dtype["t"].kind not in "iu":
+        return f"event field 't' must be integer microseconds, got {dtype['t']}"
+    if dtype["p"].kind not in "iub":
+        return f"event field 'p' must be integer or bool, got {dtype['p']}"
+    return ""
 
 
 def _out_of_range(events: np.ndarray, sensor: tuple[int, int]) -> ValueError:
@@ -175,6 +190,201 @@ def _check_names(events: np.ndarray) -> None:
         raise ValueError(f"events must be a structured array with t, x, y, p fields; got {names}")
 
 
+_NUMBA = os.environ.get("TMKT_NUMBA", "1") != "0"
+"""Use the numba kernel when numba is installed (see ``use_numba``)."""
+_KERNEL: object = None
+"""The compiled kernel once made; False when numba cannot be imported."""
+_FLOAT_EXACT = 1 << 24
+"""float32 holds every integer count below this exactly: smaller recordings count in float32."""
+_KERNEL_OK, _KERNEL_RANGE, _KERNEL_SPAN = 0, 1, 2
+
+
+def use_numba(enabled: bool = True) -> bool:
+    """Turn the numba kernel on or off (off: the numpy path); return whether it was on."""
+    global _NUMBA
+    was, _NUMBA = _NUMBA, bool(enabled)
+    return was
+
+
+def numba_available() -> bool:
+    """Whether the numba kernel is in use: enabled and numba importable (compiled lazily)."""
+    return _kernel() is not None
+
+
+def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, plane_hw, out):
+    """Kernel source (compiled by numba): add one per event to its (bin, p, y', x') cell.
+
+    ``ev``: the structured events (records read in place, any integer field types); ``out``:
+    flat (T * 2 * H_out * W_out), every cell written (need not be zeroed); ``rows`` /
+    ``cols``: the ``_maps`` tables (if ``resize``).
+    One pass takes the ranges of x, y, p and t and checks that t is sorted; the bins are those
+    of the numpy path: by count, event j is in bin i iff j >= ceil(i * n / T); by time, iff
+    t_j >= t_min + ceil(i * span / T) (the last bin closed; span 0: all in bin 0). Sorted
+    events are counted bin by bin (bin ends by bisection) into a one-bin buffer that stays in
+    cache and is then copied into ``out``; unsorted ones by a search per event.
+    Returns 0; 1 (nothing counted) for an event outside the sensor or p not 0/1; 2 (nothing
+    counted) for a time span so long that i * span could overflow int64.
+    """
+    n = ev.shape[0]
+    # pass 1: ranges of x, y, p (and t), and whether t is sorted
+    x_lo = x_hi = np.int64(ev[0].x)
+    y_lo = y_hi = np.int64(ev[0].y)
+    p_lo = p_hi = np.int64(ev[0].p)
+    for j in range(1, n):
+        xi = np.int64(ev[j].x)
+        yi = np.int64(ev[j].y)
+        pi = np.int64(ev[j].p)
+        x_lo = min(x_lo, xi)
+        x_hi = max(x_hi, xi)
+        y_lo = min(y_lo, yi)
+        y_hi = max(y_hi, yi)
+        p_lo = min(p_lo, pi)
+        p_hi = max(p_hi, pi)
+    if x_lo < 0 or x_hi >= width or y_lo < 0 or y_hi >= height or p_lo < 0 or p_hi > 1:
+        return 1
+    stops = np.empty(T, np.int64)  # stops[i]: one past the last event of bin i (sorted keys)
+    stops[T - 1] = n
+    sorted_t = True
+    thr = np.empty(max(T - 1, 1), np.int64)  # thr[i]: first time of bin i + 1
+    nthr = 0
+    if by_count:
+        for i in range(1, T):
+            stops[i - 1] = -((-(i * n)) // T)
+    else:
+        t_lo = t_hi = prev = np.int64(ev[0].t)
+        drops = 0
+        for j in range(1, n):
+            v = np.int64(ev[j].t)
+            drops += v < prev
+            prev = v
+            t_lo = min(t_lo, v)
+            t_hi = max(t_hi, v)
+        sorted_t = drops == 0
+        span = t_hi - t_lo
+        if span > 0 and T > 1:
+            if span > (1 << 62) // T:
+                return 2
+            for i in range(1, T):
+                thr[i - 1] = t_lo - ((-(i * span)) // T)
+            nthr = T - 1
+        if sorted_t:
+            for i in range(T - 1):
+                if i >= nthr:
+                    stops[i] = n
+                    continue
+                lo, hi = 0, n  # first j with ev[j].t >= thr[i]
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if np.int64(ev[mid].t) < thr[i]:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                stops[i] = lo
+    if sorted_t:  # bin by bin into a small zeroed buffer (stays in cache), then copied out
+        plane = 2 * plane_hw
+        buf = np.zeros(plane, out.dtype)
+        j = 0
+        for b in range(T):
+            stop = stops[b]
+            if resize:
+                while j < stop:
+                    buf[np.int64(ev[j].p) * plane_hw + rows[np.int64(ev[j].y)] * w_out
+                        + cols[np.int64(ev[j].x)]] += 1
+                    j += 1
+            else:
+                while j < stop:
+                    buf[np.int64(ev[j].p) * plane_hw + np.int64(ev[j].y) * w_out
+                        + np.int64(ev[j].x)] += 1
+                    j += 1
+            out[b * plane : (b + 1) * plane] = buf
+            buf[:] = 0
+        return 0
+    out[:] = 0
+    for j in range(n):  # unsorted timestamps: search each event's bin
+        v = np.int64(ev[j].t)
+        b = 0
+        while b < nthr and v >= thr[b]:
+            b += 1
+        yi = np.int64(ev[j].y)
+        xi = np.int64(ev[j].x)
+        if resize:
+            yi = rows[yi]
+            xi = cols[xi]
+        out[(2 * b + np.int64(ev[j].p)) * plane_hw + yi * w_out + xi] += 1
+    return 0
+
+
+
+def _kernel():
+    """The numba-compiled ``_count_events_py`` (compiled on first use, cached on disk), or None."""
+    global _KERNEL
+    if not _NUMBA:
+        return None
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:
+            _KERNEL = False
+        else:
+            _KERNEL = numba.njit(cache=True, nogil=True)(_count_events_py)
+    return _KERNEL or None
+
+
+_KERNEL_KINDS = {"t": "iu", "x": "iu", "y": "iu", "p": "iub"}
+
+
+def _kernel_ok(events: np.ndarray) -> bool:
+    """Whether the kernel takes these events: a 1-d array of a dtype ``_kernel_dtype`` takes."""
+    return events.ndim == 1 and _kernel_dtype(events.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_dtype(dt: np.dtype) -> bool:
+    """Native-order integer t, x, y, p (p: or bool) that fit int64, and no field numba cannot
+    type (object, string or sub-array fields)."""
+    for name in dt.names:
+        f = dt[name]
+        kinds = _KERNEL_KINDS.get(name, "iubf")
+        if f.kind not in kinds or not f.isnative or f.subdtype is not None:
+            return False
+        if name in _KERNEL_KINDS and f.kind == "u" and f.itemsize == 8:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _maps_cached(sensor: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """``_maps`` as read-only int64 tables, made once per (sensor, size)."""
+    maps = tuple(m.astype(np.int64) for m in _maps(sensor, out_hw))
+    for m in maps:
+        m.flags.writeable = False
+    return maps
+
+
+def _count_kernel(
+    kernel,
+    events: np.ndarray,
+    sensor: tuple[int, int],
+    out_hw: tuple[int, int],
+    T: int,
+    by_count: bool,
+    out: np.ndarray,
+) -> bool:
+    """Count ``events`` (non-empty) into the flat, zeroed ``out`` with the kernel.
+
+    False (nothing counted) where the kernel cannot: a time span that could overflow.
+    """
+    width, height = sensor
+    h_out, w_out = out_hw
+    rows, cols = _maps_cached(sensor, out_hw)
+    resize = out_hw != (height, width)
+    status = kernel(events, T, by_count, width, height, rows, cols, resize, w_out,
+                    h_out * w_out, out)
+    if status == _KERNEL_RANGE:
+        raise _out_of_range(events, sensor)
+    return status == _KERNEL_OK
+
+
 def events_to_frames(
     events: np.ndarray,
     sensor_size: tuple[int, int],
@@ -205,6 +415,12 @@ def events_to_frames(
     if validate:
         _check_fields(events)
     plane = 2 * h_out * w_out
+    kernel = _kernel()
+    if kernel is not None and _kernel_ok(events):
+        counts = np.empty(T * plane, dtype=np.float32 if n < _FLOAT_EXACT else np.int64)
+        if _count_kernel(kernel, events, sensor, out_hw, T, binning == "count", counts):
+            frames = counts.reshape(T, 2, h_out, w_out)
+            return _normalise(frames.astype(np.float32, copy=False), norm, clip_max)
     if binning == "count":
         edges = _count_edges(n, T)
     else:
@@ -286,15 +502,33 @@ def events_to_frames_many(
     for ev in recordings:
         _check_names(ev)
     shape = (len(recordings), T, 2, h_out, w_out)
-    if out is None:
-        out = np.zeros(shape, dtype=np.float32)
+    kernel = _kernel()
+    if out is None:  # the kernel writes every cell of a row: no need to zero it first
+        out = (np.zeros if kernel is None else np.empty)(shape, dtype=np.float32)
     else:  # e.g. rows of a memory-mapped cache: no intermediate array
         if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
         out = out.view(np.ndarray)
-        out[...] = 0
+        if kernel is None:
+            out[...] = 0
     kw = dict(size=(h_out, w_out), binning=binning, validate=validate)
     per_rec = T * 2 * h_out * w_out
+    if kernel is not None:  # one kernel call per recording, straight into its row
+        flat = out.reshape(len(recordings), per_rec)
+        sensor, by_count = (width, height), binning == "count"
+        for r, ev in enumerate(recordings):
+            if len(ev) == 0:
+                flat[r] = 0
+                continue
+            if validate:
+                _check_fields(ev)
+            if not (
+                len(ev) < _FLOAT_EXACT
+                and _kernel_ok(ev)
+                and _count_kernel(kernel, ev, sensor, (h_out, w_out), T, by_count, flat[r])
+            ):
+                out[r] = events_to_frames(ev, sensor, T, **kw)
+        return _normalise(out, norm, clip_max)
     group: list[int] = []
     n_group = 0
     dtype = None
