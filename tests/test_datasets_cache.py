@@ -77,11 +77,35 @@ def test_settings_and_file_list_changes_rebuild(prep, tmp_path):
     other_t = _cached(prep, tmp_path, T=3)
     assert other_t.cache.path != ds.cache.path and other_t.cache.built
     more = _cached(prep, tmp_path, max_per_class=3)  # same settings, other files
-    assert more.cache.path == ds.cache.path
-    assert more.cache.built and more.cache.reason == "file list changed"
+    assert more.cache.path != ds.cache.path  # one file per sample list: never shared
+    assert more.cache.built and more.cache.reason == "no cache file"
+    again = _cached(prep, tmp_path)  # the first list's cache is still there, untouched
+    assert again.cache.path == ds.cache.path and not again.cache.built
+    # a sidecar whose list differs from the one named in the file (a renamed file): rebuilt
+    more.cache.path.replace(ds.cache.path)
+    (more.cache.path.parent / (more.cache.path.name + ".json")).replace(
+        ds.cache.path.parent / (ds.cache.path.name + ".json"))
+    renamed = _cached(prep, tmp_path)
+    assert renamed.cache.built and renamed.cache.reason == "file list changed"
     log = _cached(prep, tmp_path, norm="log1p")
     assert log.cache.path != ds.cache.path
     np.testing.assert_allclose(log[0][0].numpy(), np.log1p(ds.decode(0)), rtol=1e-6)
+
+
+def test_split_seeds_get_their_own_caches(shared_data, tmp_path):
+    """Two split seeds (same sizes, other recordings) each keep a valid cache of their own, so
+    concurrent runs of a sweep cannot swap each other's frames."""
+    dss = []
+    for seed in (1, 2):
+        cfg = DataConfig(root=shared_data, T=3, val_fraction=0.2, seed=seed, cache=True,
+                         cache_dir=tmp_path, max_per_class=10)
+        dss.append(EventDataset(prepare(cfg), "val"))
+    a, b = dss
+    assert len(a) == len(b) and a.cache.path != b.cache.path
+    assert [it.ref for it in a.items] != [it.ref for it in b.items]
+    for ds in dss:
+        for i in (0, len(ds) - 1):
+            np.testing.assert_array_equal(ds.cache[i], ds.decode(i))
 
 
 def test_frame_cache_low_level_and_pickle(tmp_path):

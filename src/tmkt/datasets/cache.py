@@ -29,6 +29,14 @@ def cache_path(cache_dir: Path, tag: str, settings: dict[str, Any]) -> Path:
     return Path(cache_dir) / f"{tag}-{digest}.npy"
 
 
+def list_tag(fingerprint: Sequence[Any]) -> str:
+    """A short digest of a sample list, for the cache file's name: caches of different lists
+    (e.g. the train splits of two split seeds) never share a file, so concurrent runs cannot
+    replace each other's cache between its check and its first read."""
+    text = json.dumps(list(fingerprint), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def file_hash(path: Path) -> str:
     """blake2b of a file's bytes."""
     h = hashlib.blake2b(digest_size=20)

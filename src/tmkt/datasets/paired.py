@@ -263,11 +263,12 @@ class EventDataset(_ClassFrames):
         settings = self.cache_settings(prep)
         h, w = self.hw
         tag = f"{cfg.name}-{self.split}-T{cfg.T}-{h}x{w}-{cfg.binning}-{cfg.norm}"
+        fingerprint = _fingerprint(self.items)
         root_tag = hashlib.sha256(settings["root"].encode()).hexdigest()[:6]
-        path = cfg.cache_path / f"{tag}-{root_tag}.npy"
+        path = cfg.cache_path / f"{tag}-{root_tag}-{frame_cache.list_tag(fingerprint)}.npy"
         shape = (len(self.items), cfg.T, 2, h, w)
         return frame_cache.FrameCache(
-            path, settings, _fingerprint(self.items), shape, self.decode,
+            path, settings, fingerprint, shape, self.decode,
             lambda rows, out: self.decode_many(rows, out=out),
         )
 
@@ -438,7 +439,7 @@ class StaticDataset(_ClassFrames):
         }
         tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}-P{len(self.items)}"
         root_tag = hashlib.sha256(settings["static_root"].encode()).hexdigest()[:6]
-        path = cfg.cache_path / f"{tag}-{root_tag}.npy"
+        path = cfg.cache_path / f"{tag}-{root_tag}-{frame_cache.list_tag(fingerprint)}.npy"
         self.planes = frame_cache.FrameCache(
             path, settings, fingerprint, (len(self.items), h, w), self.plane
         )

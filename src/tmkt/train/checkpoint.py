@@ -95,7 +95,7 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] 
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+        ("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
          n["cached_gaussian"])
     )
     py = state["python"]

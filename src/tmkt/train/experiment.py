@@ -96,15 +96,17 @@ def run_experiment(
     A run whose `results.json` exists is reused; one with only `last.pt` is resumed.
     `quick` applies the `experiment.quick` overrides first (a short smoke-scale run).
     """
+    quick_over = dict(cfg.experiment.quick) if quick else {}
     if quick:
-        cfg = apply_overrides(cfg, dict(cfg.experiment.quick))
+        cfg = apply_overrides(cfg, quick_over)
     exp_dir = Path(cfg.train.out_dir) / cfg.experiment.name if out_dir is None else Path(out_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     methods = list(cfg.experiment.methods)
     for seed in cfg.experiment.seeds:  # seed-major: a stopped experiment still covers every method
         for method in methods:
-            run_cfg = apply_overrides(cfg, run_overrides(cfg, method, seed))
+            # quick overrides win over a variant's (e.g. its epochs)
+            run_cfg = apply_overrides(cfg, {**run_overrides(cfg, method, seed), **quick_over})
             run_dir = exp_dir / f"{method}_s{seed}"
             done = run_dir / "results.json"
             if done.is_file():
