@@ -174,3 +174,25 @@ def test_amp_needs_cuda() -> None:
 
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         train(_cfg(**{"train.amp": "bf16"}), data_fn=fake_data_fn, model_fn=fake_model_fn())
+
+
+def test_best_epoch_rules() -> None:
+    """Ties in validation top-1 go to the lower loss by default; the old rule keeps the first."""
+    from tmkt.train.loop import is_better
+
+    history = [(0.90, 0.50), (0.97, 0.40), (0.97, 0.20), (0.97, 0.30), (0.96, 0.10)]
+
+    def pick(rule: str) -> int:
+        best, best_loss, epoch = -1.0, float("inf"), 0
+        for e, (top1, loss) in enumerate(history, start=1):
+            if is_better(rule, top1, loss, best, best_loss):
+                best, best_loss, epoch = top1, loss, e
+        return epoch
+
+    assert pick("top1_then_loss") == 3
+    assert pick("top1") == 2
+    assert pick("loss") == 5
+    from tmkt.train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="train.select"):
+        load_config(None, ["train.select=best"])

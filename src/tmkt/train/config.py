@@ -98,6 +98,9 @@ class OptimConfig:
         return self.lr if self.lr is not None else self.lr_per_1024 * self.batch_size / 1024
 
 
+SELECT_RULES = ("top1_then_loss", "top1", "loss")
+
+
 @dataclass
 class TrainConfig:
     """Run settings: seed, device, precision, output and quick-run limits."""
@@ -119,6 +122,10 @@ class TrainConfig:
     plots: bool = True
     # evaluate the test split at the end; off for tuning sweeps, whose runs then never read it
     test: bool = True
+    # [ours] which epoch is "best" (best.pt): top1_then_loss = highest validation top-1, ties
+    # (common on small validation splits) to the lower validation loss; top1 = the first epoch
+    # with the highest top-1; loss = the lowest validation loss
+    select: str = "top1_then_loss"
 
 
 @dataclass
@@ -239,6 +246,7 @@ def validate(cfg: Config) -> None:
         name = overrides.get("method.name", cfg.method.name)
         _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
     _choice("experiment.report", cfg.experiment.report, ("test", "val"))
+    _choice("train.select", cfg.train.select, SELECT_RULES)
     positive = {
         "optim.epochs": cfg.optim.epochs,
         "optim.batch_size": cfg.optim.batch_size,

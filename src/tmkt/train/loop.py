@@ -223,6 +223,7 @@ class Trainer:
         self.epoch = 0
         self.iteration = 0
         self.best_val = -1.0
+        self.best_val_loss = math.inf
         self.best_epoch = 0
         history: list[dict[str, Any]] = []
         if resume is not None:
@@ -281,6 +282,7 @@ class Trainer:
             "epoch": self.epoch,
             "iteration": self.iteration,
             "best_val": self.best_val,
+            "best_val_loss": self.best_val_loss,
             "best_epoch": self.best_epoch,
             "history": self.logger.history,
             "world_size": self.info.world_size,
@@ -305,6 +307,7 @@ class Trainer:
         set_rng_state(st["rng"], {"method": self.method.generator})
         self.epoch, self.iteration = int(st["epoch"]), int(st["iteration"])
         self.best_val, self.best_epoch = float(st["best_val"]), int(st["best_epoch"])
+        self.best_val_loss = float(st.get("best_val_loss", math.inf))
         return list(st["history"])
 
     def _save(self, name: str) -> Path | None:
@@ -408,13 +411,13 @@ class Trainer:
             if self.epoch % cfg.train.eval_every == 0 or last_epoch:
                 val = self.validate()
                 top1 = D.broadcast_float(val["top1"] if val else 0.0, self.info, self.device)
+                loss = D.broadcast_float(val["loss"] if val else math.inf, self.info, self.device)
                 if val is not None:
                     row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
-                if top1 > self.best_val:
-                    self.best_val, self.best_epoch = top1, self.epoch
-                    improved = True
-                else:
-                    improved = False
+                improved = is_better(cfg.train.select, top1, loss, self.best_val,
+                                     self.best_val_loss)
+                if improved:
+                    self.best_val, self.best_val_loss, self.best_epoch = top1, loss, self.epoch
             else:
                 improved = False
             self.logger.log_epoch(row)
@@ -478,6 +481,8 @@ class Trainer:
             "epochs": self.cfg.optim.epochs,
             "best_epoch": self.best_epoch,
             "best_val_top1": self.best_val,
+            "best_val_loss": self.best_val_loss,
+            "select": self.cfg.train.select,
             "val_last": _last_val(self.logger.history),
             "test": test,
             "test_last": test_last,
@@ -486,6 +491,17 @@ class Trainer:
         tmp = self.out_dir / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(self.out_dir / "results.json")
+
+
+def is_better(select: str, top1: float, loss: float, best_top1: float, best_loss: float) -> bool:
+    """Whether a validation result beats the best so far under `train.select`: "top1" (a
+    strictly higher top-1: the first epoch of a tie is kept), "top1_then_loss" (ties in top-1,
+    common on small validation splits, go to the lower validation loss) or "loss"."""
+    if select == "loss":
+        return loss < best_loss
+    if select == "top1":
+        return top1 > best_top1
+    return top1 > best_top1 or (top1 == best_top1 and loss < best_loss)
 
 
 def _last_val(history: list[dict[str, Any]]) -> dict[str, float] | None:
