@@ -96,3 +96,13 @@ def test_reference_recipe() -> None:
     assert cfg.optim.batch_size == 120 and cfg.optim.epochs == 300
     assert cfg.optim.resolved_lr() == pytest.approx(5e-3 * 120 / 1024)
     assert cfg.experiment.seeds == [42, 1024, 90210]
+
+
+def test_model_speed_options_reach_the_neurons() -> None:
+    from tmkt.models import build_model
+
+    cfg = load_config(None, ["model.bn_lif_saves=input", "model.conv_time=fold"])
+    model = build_model("cnn_small", 10, (2, 34, 34), **cfg.model.neuron_kwargs())
+    assert (model.neuron.conv_time, model.neuron.bn_lif_saves) == ("fold", "input")
+    with pytest.raises(ConfigError, match="model.conv_time must be one of: auto, fold, step"):
+        load_config(None, ["model.conv_time=bad"])

@@ -43,6 +43,11 @@ class ModelConfig:
     surrogate: str = "triangle"
     alpha: float = 2.0
     bn_mode: str = "fold"  # SeqBatchNorm2d: fold T into the batch (tdBN-like) | per_step
+    # [ours] speed/memory only (same results up to rounding): per-time-step convolutions on CPU
+    # for frames >= 24x24 (auto | fold | step); what the fused BN+LIF keeps for backward
+    # (membrane: faster; input: leaner, recomputes BN and the LIF loop)
+    conv_time: str = "auto"
+    bn_lif_saves: str = "membrane"
 
     def neuron_kwargs(self) -> dict[str, Any]:
         """Keyword arguments forwarded to `build_model` for the neurons."""
@@ -53,6 +58,8 @@ class ModelConfig:
             "detach_reset": self.detach_reset,
             "surrogate": self.surrogate,
             "alpha": self.alpha,
+            "conv_time": self.conv_time,
+            "bn_lif_saves": self.bn_lif_saves,
         }
 
 
@@ -247,6 +254,10 @@ def validate(cfg: Config) -> None:
         _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
     _choice("experiment.report", cfg.experiment.report, ("test", "val"))
     _choice("train.select", cfg.train.select, SELECT_RULES)
+    from tmkt.snn.neuron import BN_LIF_SAVES, CONV_TIME_MODES
+
+    _choice("model.conv_time", cfg.model.conv_time, tuple(CONV_TIME_MODES))
+    _choice("model.bn_lif_saves", cfg.model.bn_lif_saves, tuple(BN_LIF_SAVES))
     positive = {
         "optim.epochs": cfg.optim.epochs,
         "optim.batch_size": cfg.optim.batch_size,
