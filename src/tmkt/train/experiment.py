@@ -126,8 +126,8 @@ def run_experiment(
                 + ".")
     else:
         table = summary_table(runs, methods)
-        what = ("Test split, event input only, event head; best-on-val = the checkpoint with "
-                "the highest validation top-1.")
+        what = ("Test split, event input only, event head; best-on-val = the checkpoint "
+                f"chosen on the validation split (train.select: {cfg.train.select}).")
     if runs:
         header = (
             f"# {cfg.experiment.name}: {cfg.data.name}, {cfg.model.name}, "
