@@ -23,18 +23,17 @@ BUILD_CHUNK = 64
 """Rows computed per ``compute_many`` call while building (bounds the events held at once)."""
 
 
-def cache_path(cache_dir: Path, tag: str, settings: dict[str, Any]) -> Path:
-    """`<cache_dir>/<tag>-<hash of settings>.npy`; `tag` is readable, the hash makes it unique."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"{tag}-{digest}.npy"
+def cache_file(cache_dir: Path, tag: str, root: str, fingerprint: Sequence[Any]) -> Path:
+    """`<cache_dir>/<tag>-<hash of root>-<hash of the sample list>.npy`; `tag` is readable.
 
-
-def list_tag(fingerprint: Sequence[Any]) -> str:
-    """A short digest of a sample list, for the cache file's name: caches of different lists
-    (e.g. the train splits of two split seeds) never share a file, so concurrent runs cannot
-    replace each other's cache between its check and its first read."""
+    The data root's hash keeps roots apart; the sample list's keeps lists apart (e.g. the
+    train splits of two split seeds), so concurrent runs never share a file and cannot replace
+    each other's cache between its check and its first read.
+    """
+    root_tag = hashlib.sha256(root.encode()).hexdigest()[:6]
     text = json.dumps(list(fingerprint), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    list_tag = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return Path(cache_dir) / f"{tag}-{root_tag}-{list_tag}.npy"
 
 
 def file_hash(path: Path) -> str:

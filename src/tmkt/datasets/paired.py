@@ -264,8 +264,7 @@ class EventDataset(_ClassFrames):
         h, w = self.hw
         tag = f"{cfg.name}-{self.split}-T{cfg.T}-{h}x{w}-{cfg.binning}-{cfg.norm}"
         fingerprint = _fingerprint(self.items)
-        root_tag = hashlib.sha256(settings["root"].encode()).hexdigest()[:6]
-        path = cfg.cache_path / f"{tag}-{root_tag}-{frame_cache.list_tag(fingerprint)}.npy"
+        path = frame_cache.cache_file(cfg.cache_path, tag, settings["root"], fingerprint)
         shape = (len(self.items), cfg.T, 2, h, w)
         return frame_cache.FrameCache(
             path, settings, fingerprint, shape, self.decode,
@@ -438,8 +437,7 @@ class StaticDataset(_ClassFrames):
             "static_code": static_code_hash(),
         }
         tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}-P{len(self.items)}"
-        root_tag = hashlib.sha256(settings["static_root"].encode()).hexdigest()[:6]
-        path = cfg.cache_path / f"{tag}-{root_tag}-{frame_cache.list_tag(fingerprint)}.npy"
+        path = frame_cache.cache_file(cfg.cache_path, tag, settings["static_root"], fingerprint)
         self.planes = frame_cache.FrameCache(
             path, settings, fingerprint, (len(self.items), h, w), self.plane
         )

@@ -314,7 +314,6 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
     return 0
 
 
-
 def _kernel():
     """The numba-compiled ``_count_events_py`` (compiled on first use, cached on disk), or None."""
     global _KERNEL

@@ -106,6 +106,7 @@ class OptimConfig:
 
 
 SELECT_RULES = ("top1_then_loss", "top1", "loss")
+REPORTS = ("test", "val")  # experiment.report
 
 
 @dataclass
@@ -252,7 +253,7 @@ def validate(cfg: Config) -> None:
             _coerce(value, _field_type(Config, key.split("."), where), where)
         name = overrides.get("method.name", cfg.method.name)
         _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
-    _choice("experiment.report", cfg.experiment.report, ("test", "val"))
+    _choice("experiment.report", cfg.experiment.report, REPORTS)
     _choice("train.select", cfg.train.select, SELECT_RULES)
     from tmkt.snn.neuron import BN_LIF_SAVES, CONV_TIME_MODES
 

@@ -486,7 +486,8 @@ class Trainer:
             "val_last": _last_val(self.logger.history),
             "test": test,
             "test_last": test_last,
-            "selection": "best validation top-1 (test split never used for selection)",
+            "selection": f"validation split, train.select={self.cfg.train.select} "
+                         "(test split never used for selection)",
         }
         tmp = self.out_dir / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
