@@ -226,3 +226,23 @@ def test_cka_over_time_equals_per_step_cka_in_value_and_gradient() -> None:
     assert torch.equal(one, torch.zeros(5, dtype=torch.float64))
     with pytest.raises(ValueError, match="time/batch sizes differ"):
         linear_cka_over_time(fs, fe[:, :3])
+
+
+def test_centred_gram_value_and_gradient_equal_the_plain_autograd_route() -> None:
+    """One-matmul backward vs autograd through centring and x @ x^T, for an arbitrary (not
+    symmetric, not centred) upstream gradient, and torch's own gradcheck."""
+    from tmkt.transfer.losses import centred_gram
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 6, 10, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(3, 6, 6, generator=g, dtype=torch.float64)
+    xc = x - x.mean(dim=1, keepdim=True)
+    ref = xc @ xc.transpose(1, 2)
+    got = centred_gram(x)
+    assert torch.allclose(got, ref, atol=1e-12)
+    (g_ref,) = torch.autograd.grad(ref, x, up)
+    (g_got,) = torch.autograd.grad(got, x, up)
+    assert torch.allclose(g_got, g_ref, atol=1e-12)
+    assert torch.autograd.gradcheck(centred_gram, (x[:, :4, :5].detach().requires_grad_(),))
+    with pytest.raises(ValueError, match=r"\[T, B, D\]"):
+        centred_gram(x[0])
