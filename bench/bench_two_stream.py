@@ -23,6 +23,7 @@ import time
 import torch
 
 from tmkt.models import build_model
+from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator
 from tmkt.train.config import MethodConfig
 from tmkt.train.evaluate import autocast_context
 from tmkt.train.methods import Batch, build_method
@@ -75,6 +76,8 @@ def sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--allocator", default="cache", choices=CPU_ALLOCATORS,
+                   help="host allocator (train.cpu_allocator; the trainer's default: cache)")
     p.add_argument("--model", default="vgg_snn")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--size", type=int, default=48)
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    set_cpu_allocator(args.allocator)
     if "dvs" not in args.variants:
         p.error("the single-stream reference 'dvs' must be among --variants")
     device = torch.device(args.device)

@@ -19,9 +19,13 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_two_stream import make_step  # noqa: E402
 
+from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--allocator", default="cache", choices=CPU_ALLOCATORS,
+                   help="host allocator (train.cpu_allocator; the trainer's default: cache)")
     p.add_argument("--model", default="cnn_small")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--size", type=int, default=34)
@@ -31,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args(argv)
+    set_cpu_allocator(args.allocator)
     args.compile, args.amp = False, "none"
     per_op: dict[str, dict[str, float]] = {}
     for variant in ("dvs", "tmkt/separate"):

@@ -134,6 +134,9 @@ class TrainConfig:
     # (common on small validation splits) to the lower validation loss; top1 = the first epoch
     # with the highest top-1; loss = the lowest validation loss
     select: str = "top1_then_loss"
+    # [ours] host allocator: cache = keep freed blocks in the process (glibc mallopt; no page
+    # faults re-touching big activations each step); system = the C library's default
+    cpu_allocator: str = "cache"
 
 
 @dataclass
@@ -255,6 +258,9 @@ def validate(cfg: Config) -> None:
         _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
     _choice("experiment.report", cfg.experiment.report, REPORTS)
     _choice("train.select", cfg.train.select, SELECT_RULES)
+    from tmkt.train.allocator import CPU_ALLOCATORS
+
+    _choice("train.cpu_allocator", cfg.train.cpu_allocator, CPU_ALLOCATORS)
     from tmkt.snn.neuron import BN_LIF_SAVES, CONV_TIME_MODES
 
     _choice("model.conv_time", cfg.model.conv_time, tuple(CONV_TIME_MODES))

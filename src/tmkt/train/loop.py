@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tmkt.train import distributed as D
+from tmkt.train.allocator import set_cpu_allocator
 from tmkt.train.checkpoint import (
     load_checkpoint,
     resolve_checkpoint,
@@ -173,6 +174,7 @@ class Trainer:
         model_fn: ModelFn | None = None,
     ) -> None:
         self.cfg = cfg
+        set_cpu_allocator(cfg.train.cpu_allocator)  # before the first large tensor
         self.data_fn = data_fn or default_data_fn
         self.model_fn = model_fn or default_model_fn
         info0 = D.env_dist_info()
