@@ -24,6 +24,14 @@ SETTINGS: dict[str, tuple[int, tuple[int, int, int], int, int]] = {
     "cnn_small": (8, (2, 34, 34), 32, 10),
 }
 IMPLS = ("tmkt", "spikingjelly")
+ALLOCATOR_SETTINGS = ("system", "cache", "shipped")
+
+
+def allocator_for(setting: str, impl: str) -> str:
+    """The host allocator mode (tmkt.train.allocator) a worker of `impl` runs with."""
+    if setting == "shipped":
+        return "cache" if impl == "tmkt" else "system"
+    return setting
 
 
 @dataclass
@@ -99,6 +107,9 @@ def worker(args: argparse.Namespace) -> None:
 
     import torch
 
+    from tmkt.train.allocator import set_cpu_allocator
+
+    set_cpu_allocator(allocator_for(args.allocator, args.impl))
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     T, shape, batch, classes = SETTINGS[args.model]
@@ -159,7 +170,7 @@ def measure(args: argparse.Namespace, model: str, impl: str) -> Result:
         sys.executable, os.path.abspath(__file__), "--worker", "--impl", impl, "--model", model,
         "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--threads", str(args.threads), "--batch", str(args.batch or 0), "--T", str(args.T or 0),
-        "--neuron", args.neuron,
+        "--neuron", args.neuron, "--allocator", args.allocator,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -179,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=0, help="override the batch size (0 = default)")
     p.add_argument("--T", type=int, default=0, help="override T (0 = default)")
     p.add_argument("--neuron", default="", help="tmkt neuron/block options, e.g. conv_time=fold")
+    p.add_argument("--allocator", default="system", choices=ALLOCATOR_SETTINGS,
+                   help="host allocator: system / cache for both impls, or shipped = "
+                        "tmkt with its trainer's default (cache), spikingjelly with the C "
+                        "library's (system)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -191,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         p.error(f"unknown model(s) {unknown}; valid: {sorted(SETTINGS)}")
     print(f"device={args.device} threads={args.threads} steps={args.steps} warmup={args.warmup} "
-          f"rounds={args.rounds}")
+          f"rounds={args.rounds} allocator={args.allocator}")
     print("| model | T | batch | tmkt samples/s | sj samples/s | speed ratio | "
           "tmkt peak MB | sj peak MB | memory ratio |")
     print("|---|---|---|---|---|---|---|---|---|")

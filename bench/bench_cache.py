@@ -11,7 +11,8 @@ times the per-sample paths: the DataLoader with torch's default collate over `ds
 plain loader did before `__getitems__`; a dataset wrapper hides `__getitems__`) and a bare
 `ds[i]` loop. `--paired` times the paired dataset (static pictures from the plane cache) too.
 The cache builds are one-off costs, timed separately. Passes alternate decode / cached and
-`--repeats` keeps the best of each.
+`--repeats` keeps the best of each. `--allocator` sets the host allocator for the whole
+process (tmkt.train.allocator; `tmkt train` runs with `cache`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tmkt.datasets import DataConfig, EventDataset, PairedDataset, fast_collate, prepare
+from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator
 
 
 class PerSample(Dataset):
@@ -95,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--paired", action="store_true", help="also time the paired dataset")
     ap.add_argument("--cache-dir", default=None, help="default: a fresh temp folder")
+    ap.add_argument("--allocator", default="system", choices=CPU_ALLOCATORS,
+                    help="host allocator of the process, both paths alike (the trainer: cache)")
     args = ap.parse_args(argv)
+    set_cpu_allocator(args.allocator)
     torch.set_num_threads(1)
     size = (args.size, args.size) if args.size else None
     common = dict(name=args.name, root=args.root, T=args.T, size=size, binning=args.binning,
@@ -109,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         build = time.perf_counter() - t0
         n = len(raw)
         print(f"dataset={args.name} split={args.split} samples={n} T={args.T} "
-              f"frame={raw.in_shape} binning={args.binning} batch={args.batch}")
+              f"frame={raw.in_shape} binning={args.binning} batch={args.batch} "
+              f"allocator={args.allocator}")
         print(f"frame cache build (once): {build:.3f} s (built now: {cached.cache.built})")
         ratio = compare("events", raw, cached, args.batch, args.repeats, n)
         print(f"goal (cached epoch >= 20x faster than decoding, DataLoader + fast_collate): "

@@ -220,26 +220,33 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
     One pass takes the ranges of x, y, p and t and checks that t is sorted; the bins are those
     of the numpy path: by count, event j is in bin i iff j >= ceil(i * n / T); by time, iff
     t_j >= t_min + ceil(i * span / T) (the last bin closed; span 0: all in bin 0). Sorted
-    events are counted bin by bin (bin ends by bisection) into a one-bin buffer that stays in
-    cache and is then copied into ``out``; unsorted ones by a search per event.
+    events are counted bin by bin (bin ends by bisection) straight into that bin's planes of
+    ``out``, zeroed just before (so they are in cache); unsorted ones by a search per event.
     Returns 0; 1 (nothing counted) for an event outside the sensor or p not 0/1; 2 (nothing
     counted) for a time span so long that i * span could overflow int64.
     """
     n = ev.shape[0]
-    # pass 1: ranges of x, y, p (and t), and whether t is sorted
+    # pass 1: ranges of x, y, p and t, and whether t is sorted
     x_lo = x_hi = np.int64(ev[0].x)
     y_lo = y_hi = np.int64(ev[0].y)
     p_lo = p_hi = np.int64(ev[0].p)
+    t_lo = t_hi = prev = np.int64(ev[0].t)
+    drops = 0
     for j in range(1, n):
         xi = np.int64(ev[j].x)
         yi = np.int64(ev[j].y)
         pi = np.int64(ev[j].p)
+        v = np.int64(ev[j].t)
         x_lo = min(x_lo, xi)
         x_hi = max(x_hi, xi)
         y_lo = min(y_lo, yi)
         y_hi = max(y_hi, yi)
         p_lo = min(p_lo, pi)
         p_hi = max(p_hi, pi)
+        drops += v < prev
+        prev = v
+        t_lo = min(t_lo, v)
+        t_hi = max(t_hi, v)
     if x_lo < 0 or x_hi >= width or y_lo < 0 or y_hi >= height or p_lo < 0 or p_hi > 1:
         return 1
     stops = np.empty(T, np.int64)  # stops[i]: one past the last event of bin i (sorted keys)
@@ -251,14 +258,6 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
         for i in range(1, T):
             stops[i - 1] = -((-(i * n)) // T)
     else:
-        t_lo = t_hi = prev = np.int64(ev[0].t)
-        drops = 0
-        for j in range(1, n):
-            v = np.int64(ev[j].t)
-            drops += v < prev
-            prev = v
-            t_lo = min(t_lo, v)
-            t_hi = max(t_hi, v)
         sorted_t = drops == 0
         span = t_hi - t_lo
         if span > 0 and T > 1:
@@ -280,24 +279,23 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
                     else:
                         hi = mid
                 stops[i] = lo
-    if sorted_t:  # bin by bin into a small zeroed buffer (stays in cache), then copied out
+    if sorted_t:  # bin by bin: zero the bin's planes (they stay in cache), then count into them
         plane = 2 * plane_hw
-        buf = np.zeros(plane, out.dtype)
         j = 0
         for b in range(T):
             stop = stops[b]
+            base = b * plane
+            out[base : base + plane] = 0
             if resize:
                 while j < stop:
-                    buf[np.int64(ev[j].p) * plane_hw + rows[np.int64(ev[j].y)] * w_out
+                    out[base + np.int64(ev[j].p) * plane_hw + rows[np.int64(ev[j].y)] * w_out
                         + cols[np.int64(ev[j].x)]] += 1
                     j += 1
             else:
                 while j < stop:
-                    buf[np.int64(ev[j].p) * plane_hw + np.int64(ev[j].y) * w_out
+                    out[base + np.int64(ev[j].p) * plane_hw + np.int64(ev[j].y) * w_out
                         + np.int64(ev[j].x)] += 1
                     j += 1
-            out[b * plane : (b + 1) * plane] = buf
-            buf[:] = 0
         return 0
     out[:] = 0
     for j in range(n):  # unsorted timestamps: search each event's bin
