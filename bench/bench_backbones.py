@@ -28,7 +28,7 @@ ALLOCATOR_SETTINGS = ("system", "cache", "shipped")
 
 
 def allocator_for(setting: str, impl: str) -> str:
-    """The host allocator mode (tmkt.train.allocator) a worker of `impl` runs with."""
+    """The host allocator mode (tmkt.allocator) a worker of `impl` runs with."""
     if setting == "shipped":
         return "cache" if impl == "tmkt" else "system"
     return setting
@@ -107,7 +107,7 @@ def worker(args: argparse.Namespace) -> None:
 
     import torch
 
-    from tmkt.train.allocator import set_cpu_allocator
+    from tmkt.allocator import set_cpu_allocator
 
     set_cpu_allocator(allocator_for(args.allocator, args.impl))
     torch.set_num_threads(args.threads)

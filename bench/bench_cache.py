@@ -12,7 +12,7 @@ plain loader did before `__getitems__`; a dataset wrapper hides `__getitems__`) 
 `ds[i]` loop. `--paired` times the paired dataset (static pictures from the plane cache) too.
 The cache builds are one-off costs, timed separately. Passes alternate decode / cached and
 `--repeats` keeps the best of each. `--allocator` sets the host allocator for the whole
-process (tmkt.train.allocator; `tmkt train` runs with `cache`).
+process (tmkt.allocator; `tmkt train` runs with `cache`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tmkt.allocator import CPU_ALLOCATORS, set_cpu_allocator
 from tmkt.datasets import DataConfig, EventDataset, PairedDataset, fast_collate, prepare
-from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator
 
 
 class PerSample(Dataset):

@@ -7,7 +7,7 @@ and tonic's `ToFrame` called once per recording, each result dropped as a datase
 and of `events_to_frames_many` over the whole list ("batched", as the frame cache builder calls
 it), with the ratios to tonic in the same pattern, and checks that tmkt and tonic agree wherever
 their bin edges coincide. All are timed alternately in one process (best of `--repeats`), under
-one host allocator setting (`--allocator`, see tmkt.train.allocator).
+one host allocator setting (`--allocator`, see tmkt.allocator).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_frames.py                 # full run
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_frames.py --files 20 --events 200000 --repeats 1
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tmkt.allocator import CPU_ALLOCATORS, set_cpu_allocator
 from tmkt.events.frames import events_to_frames, events_to_frames_many
 from tmkt.events.io import make_events, read_events
-from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "N-MNIST"
 

@@ -22,8 +22,8 @@ import time
 
 import torch
 
+from tmkt.allocator import CPU_ALLOCATORS, set_cpu_allocator
 from tmkt.models import build_model
-from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator
 from tmkt.train.config import MethodConfig
 from tmkt.train.evaluate import autocast_context
 from tmkt.train.methods import Batch, build_method

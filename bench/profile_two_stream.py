@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_two_stream import make_step  # noqa: E402
 
-from tmkt.train.allocator import CPU_ALLOCATORS, set_cpu_allocator  # noqa: E402
+from tmkt.allocator import CPU_ALLOCATORS, set_cpu_allocator  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tmkt.train.allocator import glibc, set_cpu_allocator
+from tmkt.allocator import glibc, set_cpu_allocator
 from tmkt.train.config import Config, ConfigError
 
 # 64 MiB (16,384 pages) allocated, written and freed 5 times after 12 warm-up rounds: minor page
@@ -15,7 +15,7 @@ from tmkt.train.config import Config, ConfigError
 # heap, c10's aligned allocations need a few rounds before a freed hole fits the next request.
 _PROBE = """
 import resource, sys, torch
-from tmkt.train.allocator import set_cpu_allocator
+from tmkt.allocator import set_cpu_allocator
 set_cpu_allocator(sys.argv[1])
 def touch():
     x = torch.empty(16 * 1024 * 1024)

@@ -196,8 +196,11 @@ def test_conv_per_step_equals_folded(kw, T, B):
         torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_time_auto_picks_per_step_only_for_large_frames_on_cpu():
+def test_conv_time_auto_picks_per_step_only_for_large_frames_on_cpu(monkeypatch):
+    from tmkt import allocator
     from tmkt.snn.layers import STEP_MIN_PIXELS
+
+    monkeypatch.setattr(allocator, "_applied", None)  # the C library's allocator
 
     assert STEP_MIN_PIXELS == 24 * 24
     auto = SeqToANN(nn.Conv2d(2, 4, 3, padding=1), conv_time="auto")
@@ -208,6 +211,10 @@ def test_conv_time_auto_picks_per_step_only_for_large_frames_on_cpu():
     strided = SeqToANN(nn.Conv2d(2, 4, 3, stride=2, padding=1), conv_time="auto")
     assert strided._steps_per_chunk(torch.zeros(10, 16, 2, 48, 48)) == 1  # 24x24 output
     assert strided._steps_per_chunk(torch.zeros(10, 16, 2, 46, 46)) == 0  # 23x23 output
+    monkeypatch.setattr(allocator, "_applied", "cache")  # caching allocator: always fold
+    assert auto._steps_per_chunk(torch.zeros(10, 16, 2, 24, 24)) == 0
+    assert SeqToANN(nn.Conv2d(2, 4, 3, padding=1), conv_time="step")._steps_per_chunk(
+        torch.zeros(10, 16, 2, 24, 24)) == 1  # an explicit 'step' still steps
     # not a lone Conv2d, or 'fold': always folded
     assert SeqToANN(nn.Conv2d(2, 4, 3), nn.ReLU(), conv_time="step")._steps_per_chunk(
         torch.zeros(10, 16, 2, 48, 48)) == 0

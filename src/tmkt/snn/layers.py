@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from tmkt import allocator
 from tmkt.snn.neuron import CONV_TIME_MODES, LIF, LIFConfig
 
 BN_MODES = ("fold", "per_step")
@@ -27,10 +28,12 @@ class SeqToANN(nn.Sequential):
 
     conv_time (only for a lone nn.Conv2d): 'fold' [default] one convolution over the T*B batch;
     'step' one convolution per chunk of whole time steps (>= STEP_MIN_FRAMES frames each);
-    'auto' 'step' on CPU when the output frames have >= STEP_MIN_PIXELS pixels, else 'fold'.
-    Same outputs; the weight gradient is summed over chunks (rounding-level differences). On CPU
-    large T*B activations overflow the caches and oneDNN's layout reorders of them dominate, so
-    per-step chunks run faster there (measured: docs/benchmarks.md, Backbones)."""
+    'auto' 'step' on CPU when the output frames have >= STEP_MIN_PIXELS pixels and the host
+    allocator is the C library's (not `tmkt.allocator`'s cache), else 'fold'. Same outputs; the
+    weight gradient is summed over chunks (rounding-level differences). With glibc's default
+    allocator every fresh T*B-sized activation is faulted in and oneDNN's layout reorders of them
+    leave the caches, so per-step chunks run faster; with the caching allocator folding is faster
+    (measured: docs/benchmarks.md, Backbones)."""
 
     def __init__(self, *mods: nn.Module, conv_time: str = "fold") -> None:
         if conv_time not in CONV_TIME_MODES:
@@ -69,7 +72,8 @@ class SeqToANN(nn.Sequential):
             x.shape[-2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation, strict=True
         ):
             pixels *= (size + 2 * p - d * (k - 1) - 1) // s + 1
-        return steps if x.device.type == "cpu" and pixels >= STEP_MIN_PIXELS else 0
+        big = x.device.type == "cpu" and pixels >= STEP_MIN_PIXELS
+        return steps if big and not allocator.caching() else 0
 
     def extra_repr(self) -> str:
         mode = getattr(self, "conv_time", "fold")

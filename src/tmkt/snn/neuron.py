@@ -30,11 +30,11 @@ class LIFConfig:
 
     Speed/memory settings of the conv-BN-LIF block (`ConvBNLIF`); they change no result beyond
     floating-point rounding: conv_time, how its convolution runs over T ('auto' [default]: one
-    call per time step on CPU for output frames >= 24x24, else one call over T*B; 'fold'; 'step';
-    see `SeqToANN`); bn_lif_saves, what the fused BN+LIF node keeps for backward ('membrane'
-    [default]: BN input and membrane, no recomputation; 'input': only the BN input, recomputing
-    BN and the membrane in backward, one activation-size tensor less per block; see
-    `tmkt.snn.fused`)."""
+    call per time step on CPU for output frames >= 24x24 unless the host allocator caches, else
+    one call over T*B; 'fold'; 'step'; see `SeqToANN`); bn_lif_saves, what the fused BN+LIF
+    node keeps for backward ('membrane' [default]: BN input and membrane, no recomputation;
+    'input': only the BN input, recomputing BN and the membrane in backward, one
+    activation-size tensor less per block; see `tmkt.snn.fused`)."""
 
     tau: float = 2.0
     v_threshold: float = 0.5

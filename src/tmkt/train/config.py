@@ -44,8 +44,9 @@ class ModelConfig:
     alpha: float = 2.0
     bn_mode: str = "fold"  # SeqBatchNorm2d: fold T into the batch (tdBN-like) | per_step
     # [ours] speed/memory only (same results up to rounding): per-time-step convolutions on CPU
-    # for frames >= 24x24 (auto | fold | step); what the fused BN+LIF keeps for backward
-    # (membrane: faster; input: leaner, recomputes BN and the LIF loop)
+    # for frames >= 24x24 unless train.cpu_allocator is cache (auto | fold | step); what the
+    # fused BN+LIF keeps for backward (membrane: faster; input: leaner, recomputes BN and the
+    # LIF loop)
     conv_time: str = "auto"
     bn_lif_saves: str = "membrane"
 
@@ -258,7 +259,7 @@ def validate(cfg: Config) -> None:
         _choice(f"experiment.variants.{vname}: method.name", name, tuple(METHODS.names()))
     _choice("experiment.report", cfg.experiment.report, REPORTS)
     _choice("train.select", cfg.train.select, SELECT_RULES)
-    from tmkt.train.allocator import CPU_ALLOCATORS
+    from tmkt.allocator import CPU_ALLOCATORS
 
     _choice("train.cpu_allocator", cfg.train.cpu_allocator, CPU_ALLOCATORS)
     from tmkt.snn.neuron import BN_LIF_SAVES, CONV_TIME_MODES

@@ -24,8 +24,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from tmkt.allocator import set_cpu_allocator
 from tmkt.train import distributed as D
-from tmkt.train.allocator import set_cpu_allocator
 from tmkt.train.checkpoint import (
     load_checkpoint,
     resolve_checkpoint,
