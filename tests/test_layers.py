@@ -251,3 +251,26 @@ def test_conv_bn_lif_modes_agree():
         torch.testing.assert_close(o[2], outs[0][2], rtol=0, atol=0)
         torch.testing.assert_close(o[3], outs[0][3], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(o[4], outs[0][4], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("hw", [(34, 34), (17, 17), (8, 9), (2, 3)])
+def test_seq_avg_pool_2x2_is_bit_identical_to_avg_pool2d(hw):
+    """Values and input gradients equal SeqToANN(nn.AvgPool2d(2)) bit for bit (random floats and
+    spikes; odd sizes floor, their last row/column get zero gradient)."""
+    from tmkt.snn.layers import SeqAvgPool2x2
+
+    g = torch.Generator().manual_seed(5)
+    for x0 in (torch.randn(3, 2, 4, *hw, generator=g),
+               (torch.rand(3, 2, 4, *hw, generator=g) < 0.3).float()):
+        x = x0.clone().requires_grad_()
+        xr = x0.clone().requires_grad_()
+        y, yr = SeqAvgPool2x2()(x), SeqToANN(nn.AvgPool2d(2))(xr)
+        assert y.shape == yr.shape and torch.equal(y, yr)
+        up = torch.randn(y.shape, generator=g)
+        (gx,) = torch.autograd.grad(y, x, up)
+        (gr,) = torch.autograd.grad(yr, xr, up)
+        assert torch.equal(gx, gr)
+    with pytest.raises(ValueError, match=r"\[T, B, C, H, W\]"):
+        SeqAvgPool2x2()(torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        SeqAvgPool2x2()(torch.zeros(2, 1, 1, 1, 4))

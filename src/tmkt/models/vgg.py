@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from tmkt.models.base import SpikingNet, scaled
-from tmkt.snn.layers import ConvBNLIF, SeqToANN
+from tmkt.snn.layers import ConvBNLIF, SeqAvgPool2x2
 from tmkt.snn.neuron import LIFConfig
 
 POOL = "P"
@@ -38,7 +38,7 @@ class PlainSNN(SpikingNet):
             if item == POOL:
                 if h < 2 or w < 2:
                     raise ValueError(f"input {in_shape} is too small for {type(self).__name__}")
-                layers.append(SeqToANN(nn.AvgPool2d(2)))
+                layers.append(SeqAvgPool2x2())
                 h, w = h // 2, w // 2
             else:
                 out = scaled(int(item), width)

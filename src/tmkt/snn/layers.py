@@ -128,6 +128,46 @@ class _ConvSteps(torch.autograd.Function):
         return g_x, g_w, g_b, None, None
 
 
+class SeqAvgPool2x2(nn.Module):
+    """2x2 average pooling, stride 2, floor (= `SeqToANN(nn.AvgPool2d(2))`) over x[T, B, C, H, W].
+
+    On CPU it adds four strided views in aten's order and writes the gradient with four strided
+    copies: bit-identical to `F.avg_pool2d`, ~2-3x faster than its CPU kernels on spike maps
+    (docs/benchmarks.md); elsewhere (cuDNN) it calls `F.avg_pool2d`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"SeqAvgPool2x2 expects [T, B, C, H, W], got shape {tuple(x.shape)}")
+        if x.shape[-2] < 2 or x.shape[-1] < 2:
+            raise ValueError(f"2x2 pooling needs frames of at least 2x2, got {tuple(x.shape)}")
+        if x.device.type != "cpu" or not x.is_floating_point():
+            return F.avg_pool2d(x.flatten(0, 1), 2).unflatten(0, x.shape[:2])
+        return _AvgPool2x2.apply(x)
+
+
+class _AvgPool2x2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        y = x[..., 0:h:2, 0:w:2] + x[..., 0:h:2, 1:w:2]  # aten's order: (0,0), (0,1), (1,0), (1,1)
+        y += x[..., 1:h:2, 0:w:2]
+        y += x[..., 1:h:2, 1:w:2]
+        ctx.in_shape = x.shape
+        return y.mul_(0.25)  # = / 4, exactly
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+        shape = ctx.in_shape
+        h, w = shape[-2] // 2 * 2, shape[-1] // 2 * 2
+        odd = (h, w) != tuple(shape[-2:])
+        gx = g.new_zeros(shape) if odd else g.new_empty(shape)
+        q = g * 0.25
+        for i in (0, 1):
+            for j in (0, 1):
+                gx[..., i:h:2, j:w:2] = q
+        return gx
+
+
 class SeqBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d over x[T, B, C, H, W]. mode 'fold' [ours, default]: statistics over T*B
     (tdBN/TET/spikingjelly style); 'per_step': one shared BN called per time step (He et al.'s
