@@ -113,6 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
 
+    from tmkt.allocator import set_cpu_allocator
     from tmkt.datasets import DataConfig, build_events
     from tmkt.train.checkpoint import load_checkpoint
     from tmkt.train.config import Config
@@ -124,6 +125,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     st = load_checkpoint(args.checkpoint if args.checkpoint.is_file()
                          else args.checkpoint / "best.pt")
     cfg = Config.from_json(st["config"])
+    set_cpu_allocator(cfg.train.cpu_allocator)  # as the run was trained
     d = cfg.data.to_dict()
     if args.dataset is not None:
         d["name"] = args.dataset
