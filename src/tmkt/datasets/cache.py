@@ -118,19 +118,7 @@ def build(
                 if progress is not None:
                     progress(rows.stop - 1)
         out.flush()
-        dtype = "uint8" if _fits_uint8(out) else "float32"
-        if dtype == "uint8":  # exact: every value is an integer in [0, 255]
-            narrow = tmp.with_name(tmp.name + ".u8")
-            try:
-                small = np.lib.format.open_memmap(narrow, mode="w+", dtype=np.uint8,
-                                                  shape=tuple(shape))
-                for a in range(0, shape[0], chunk):
-                    small[a : a + chunk] = out[a : a + chunk]
-                small.flush()
-                del small
-                os.replace(narrow, tmp)
-            finally:
-                narrow.unlink(missing_ok=True)
+        dtype = _narrow_to_uint8(out, tmp, chunk)
         del out
         meta = {
             "version": FORMAT_VERSION,
@@ -194,9 +182,9 @@ class FrameCache:
             raise IndexError(f"row index out of range for a cache of {len(arr)} rows")
         idx = np.where(idx < 0, idx + len(arr), idx)
         out = np.empty((len(idx), *arr.shape[1:]), dtype=np.float32)
-        kernel = _gather_kernel()
         if len(idx) == 0:
             return out
+        kernel = _gather_kernel()
         if kernel is None:
             out[...] = np.take(arr, idx, axis=0)  # uint8 rows, widened on assignment
         else:
@@ -212,19 +200,26 @@ class FrameCache:
         return state
 
 
-def _fits_uint8(arr: np.ndarray, chunk: int = BUILD_CHUNK) -> bool:
-    """Whether every value of ``arr`` (float32, rows read ``chunk`` at a time) is an integer in
-    [0, 255], i.e. uint8 holds it exactly."""
-    if arr.size == 0:
-        return False
-    for a in range(0, len(arr), chunk):
-        part = np.asarray(arr[a : a + chunk])
-        if part.min() < 0 or part.max() > 255 or not np.array_equal(part, np.floor(part)):
-            return False
-    return True
-
-
-_GATHER: Any = None
+def _narrow_to_uint8(out: np.ndarray, tmp: Path, chunk: int) -> str:
+    """Rewrite the float32 rows ``out`` (the file ``tmp``) as uint8 if every value is an integer
+    in [0, 255], i.e. uint8 holds it exactly; one pass over the rows, given up at the first
+    chunk that does not fit. Returns the storage dtype: "uint8" or "float32" (left as it is)."""
+    if out.size == 0:
+        return "float32"
+    narrow = tmp.with_name(tmp.name + ".u8")
+    try:
+        small = np.lib.format.open_memmap(narrow, mode="w+", dtype=np.uint8, shape=out.shape)
+        for a in range(0, len(out), chunk):
+            part = np.asarray(out[a : a + chunk])
+            if part.min() < 0 or part.max() > 255 or not np.array_equal(part, np.floor(part)):
+                return "float32"
+            small[a : a + chunk] = part
+        small.flush()
+        del small
+        os.replace(narrow, tmp)
+        return "uint8"
+    finally:
+        narrow.unlink(missing_ok=True)
 
 
 def _gather_py(src, idx, out):
@@ -237,18 +232,7 @@ def _gather_py(src, idx, out):
 
 
 def _gather_kernel():
-    """The numba-compiled ``_gather_py`` (cached on disk), or None without numba / with the
-    frames kernel turned off (``TMKT_NUMBA=0``, ``tmkt.events.frames.use_numba(False)``)."""
-    global _GATHER
-    from tmkt.events import frames
+    """The numba-compiled ``_gather_py``, or None (see ``tmkt.events.frames.compiled``)."""
+    from tmkt.events.frames import compiled
 
-    if not frames._NUMBA:
-        return None
-    if _GATHER is None:
-        try:
-            import numba
-        except ImportError:
-            _GATHER = False
-        else:
-            _GATHER = numba.njit(cache=True, nogil=True)(_gather_py)
-    return _GATHER or None
+    return compiled(_gather_py)

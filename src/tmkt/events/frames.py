@@ -192,8 +192,8 @@ def _check_names(events: np.ndarray) -> None:
 
 _NUMBA = os.environ.get("TMKT_NUMBA", "1") != "0"
 """Use the numba kernel when numba is installed (see ``use_numba``)."""
-_KERNEL: object = None
-"""The compiled kernel once made; False when numba cannot be imported."""
+_COMPILED: dict = {}
+"""Kernel source -> its numba-compiled function once made (None when numba cannot be imported)."""
 _FLOAT_EXACT = 1 << 24
 """float32 holds every integer count below this exactly: smaller recordings count in float32."""
 _KERNEL_OK, _KERNEL_RANGE, _KERNEL_SPAN = 0, 1, 2
@@ -312,19 +312,25 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
     return 0
 
 
-def _kernel():
-    """The numba-compiled ``_count_events_py`` (compiled on first use, cached on disk), or None."""
-    global _KERNEL
+def compiled(source):
+    """``source`` compiled by numba (``njit``, nogil, cached on disk; compiled on first use), or
+    None when numba is missing or turned off (``TMKT_NUMBA=0``, ``use_numba(False)``): callers
+    then take their numpy path. Shared by every numba kernel of tmkt."""
     if not _NUMBA:
         return None
-    if _KERNEL is None:
+    if source not in _COMPILED:
         try:
             import numba
         except ImportError:
-            _KERNEL = False
+            _COMPILED[source] = None
         else:
-            _KERNEL = numba.njit(cache=True, nogil=True)(_count_events_py)
-    return _KERNEL or None
+            _COMPILED[source] = numba.njit(cache=True, nogil=True)(source)
+    return _COMPILED[source]
+
+
+def _kernel():
+    """The numba-compiled ``_count_events_py``, or None (see ``compiled``)."""
+    return compiled(_count_events_py)
 
 
 _KERNEL_KINDS = {"t": "iu", "x": "iu", "y": "iu", "p": "iub"}
