@@ -103,7 +103,11 @@ def test_paired_loader_epochs_equal_per_sample(prep, shared_cache, pairing, cach
     assert (ds.static.planes is not None) == cache
     for epoch in (0, 3):
         ds.set_epoch(epoch)
-        _assert_same(_epoch(ds, fast_collate, seed=epoch), _per_sample(ds, seed=epoch))
+        got = _epoch(ds, fast_collate, seed=epoch)
+        _assert_same(got, _per_sample(ds, seed=epoch))
+        # the static batch is each picture's plane expanded over T and both channels
+        assert all(b[0].stride()[1:3] == (0, 0) for b in got)
+        assert got[0][1].dtype == (torch.uint8 if cache else torch.float32)
     if cache:
         again = PairedDataset(
             _with(prep, cache=True, cache_dir=shared_cache, pairing=pairing), "val"
@@ -131,10 +135,15 @@ def test_static_encode_many_equals_encode(prep, shared_cache):
 
 
 def test_worker_processes_with_fast_collate(prep, tmp_path):
-    """Batches made in a worker process (memory-mapped cache opened there) arrive intact."""
+    """Batches made in a worker process (memory-mapped cache opened there) arrive intact,
+    paired batches with their expanded static view too."""
     ds = EventDataset(_with(prep, cache=True, cache_dir=tmp_path), "val")
     got = list(DataLoader(ds, batch_size=6, num_workers=1, collate_fn=fast_collate))
     _assert_same(got, list(DataLoader(_PerSample(ds), batch_size=6)))
+    pairs = PairedDataset(_with(prep, cache=True, cache_dir=tmp_path), "val")
+    got = list(DataLoader(pairs, batch_size=6, num_workers=1, collate_fn=fast_collate))
+    _assert_same(got, list(DataLoader(_PerSample(pairs), batch_size=6)))
+    assert got[0][0].stride()[1:3] == (0, 0)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 6000, 3 * 2**30, 2**31 + 1, 2**32 - 1])

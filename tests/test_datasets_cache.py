@@ -29,13 +29,31 @@ def test_cache_equals_decoding_and_is_one_file(prep, tmp_path):
     npys = sorted(p.name for p in tmp_path.glob("*.npy"))
     assert len(npys) == 1 and npys[0].startswith("nmnist-val-T5-34x34-time-none-")
     arr = np.load(tmp_path / npys[0], mmap_mode="r")
-    # event counts are integers in [0, 255] here: stored as uint8, read back as float32
+    # event counts are integers in [0, 255] here: stored as uint8 and handed on as uint8
+    # (frames_dtype "auto"), the exact values decoding gives as float32
     assert arr.shape == (len(ds), 5, 2, 34, 34) and arr.dtype == np.uint8
+    assert ds.narrow
     for i in range(len(ds)):
-        assert ds[i][0].dtype == torch.float32
-        np.testing.assert_array_equal(ds[i][0].numpy(), ds.decode(i))
+        assert ds[i][0].dtype == torch.uint8
+        np.testing.assert_array_equal(ds[i][0].numpy().astype(np.float32), ds.decode(i))
+    batch = ds.__getitems__([2, 0, 2]).collate()[0]
+    assert batch.dtype == torch.uint8
+    np.testing.assert_array_equal(batch.numpy(), np.stack([ds.decode(i) for i in (2, 0, 2)]))
     again = _cached(prep, tmp_path)
     assert not again.cache.built and again.cache.reason == ""
+    wide = _cached(prep, tmp_path, frames_dtype="float32")  # same file, widened on read
+    assert not wide.cache.built and not wide.narrow
+    for i in range(len(ds)):
+        assert wide[i][0].dtype == torch.float32
+        np.testing.assert_array_equal(wide[i][0].numpy(), ds.decode(i))
+    batch = wide.__getitems__([2, 0]).collate()[0]
+    assert batch.dtype == torch.float32
+    np.testing.assert_array_equal(batch.numpy(), np.stack([ds.decode(i) for i in (2, 0)]))
+
+
+def test_frames_dtype_is_validated():
+    with pytest.raises(ValueError, match="frames_dtype"):
+        DataConfig(frames_dtype="uint16")
 
 
 def test_truncated_cache_is_rebuilt(prep, tmp_path):
@@ -148,6 +166,9 @@ def test_uint8_rows_gather_equals_decoding(prep, tmp_path, numba_on):
         assert got.dtype == np.float32 and got.flags.c_contiguous
         want = np.stack([ds.decode(i % len(ds)) for i in idx])
         np.testing.assert_array_equal(got, want)
+        raw = ds.cache.rows(idx, widen=False)  # the stored counts, not widened
+        assert raw.dtype == np.uint8
+        np.testing.assert_array_equal(raw.astype(np.float32), want)
         assert ds.cache.rows([]).shape == (0, 5, 2, 34, 34)
         with pytest.raises(IndexError, match="out of range"):
             ds.cache.rows([len(ds)])

@@ -236,3 +236,32 @@ def test_mrp_linear_output_recovers_after_an_all_static_phase() -> None:
             errors[output] = float((rho - late).abs().mean())
     assert errors["linear"] < 0.05
     assert errors["sigmoid"] > 0.2  # the saturation the default avoids
+
+
+def test_uint8_events_and_expanded_static_give_the_same_step() -> None:
+    """What the paired datasets deliver (uint8 counts, static as a stride-0 view over T and the
+    channels) trains exactly as float32 contiguous batches; `Batch.to` moves the view as one
+    frame per sample and expands it again (meta device: no copy of the values needed)."""
+    from tmkt.models import build_model
+
+    torch.manual_seed(0)
+    B, hw = 4, (16, 16)
+    counts = torch.randint(0, 3, (B, T, 2, *hw), dtype=torch.uint8)
+    planes = torch.rand(B, 1, 1, *hw)
+    view = Batch(label=torch.arange(B) % K, events=counts,
+                 static=planes.expand(B, T, 2, *hw))
+    dense = Batch(label=view.label, events=counts.float(),
+                  static=planes.expand(B, T, 2, *hw).contiguous())
+    losses = []
+    for batch in (view, dense):
+        torch.manual_seed(1)
+        method = build_method(MethodConfig(name="tmkt"), build_model("cnn_small", K, (2, *hw)), T)
+        method.generator.manual_seed(5)
+        loss, _ = method.loss(batch, 0.5)
+        loss.backward()
+        losses.append((loss.detach(), method.model.layers[0].conv[0].weight.grad))
+    assert torch.equal(losses[0][0], losses[1][0])
+    torch.testing.assert_close(losses[0][1], losses[1][1], rtol=0, atol=0)
+    moved = view.to("meta")
+    assert moved.static.shape == view.static.shape and moved.static.stride()[1:3] == (0, 0)
+    assert moved.events.dtype == torch.uint8 and moved.events.device.type == "meta"

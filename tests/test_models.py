@@ -187,3 +187,15 @@ def test_firing_rate_monitor_on_model_matches_hooks():
         s = torch.cat([o.flatten() for o in seen[n]])
         assert rates[n] == pytest.approx(s.mean().item(), rel=1e-6)
     assert all(0.0 < r < 1.0 for r in rates.values())
+
+
+def test_integer_frames_are_widened_on_the_device():
+    """uint8 event counts (the frame cache's storage) give exactly the outputs of the same
+    counts as float32; complex input is refused."""
+    torch.manual_seed(0)
+    model = build_model("cnn_small", 10, (2, 34, 34))
+    counts = torch.randint(0, 4, (3, 2, 2, 34, 34), dtype=torch.uint8)
+    for a, b in zip(model(counts), model(counts.float()), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="real frames"):
+        model(counts.to(torch.complex64))

@@ -1,9 +1,10 @@
 """Frame cache: one `.npy` (N, T, 2, H, W) per (dataset, split, T, size, binning, norm).
 
 Rows are stored as uint8 when every value is an integer in [0, 255] (event counts usually are;
-checked after building, exact), else float32; reads always give float32. uint8 rows are read
-and widened in one pass (a compiled gather when numba is installed): a quarter of the bytes to
-read, which makes a cached batch ~1.6x faster to load than a float32 `np.take`.
+checked after building, exact), else float32. Reads give float32 (uint8 rows read and widened
+in one pass, a compiled gather when numba is installed), or the stored dtype on request: the
+datasets hand exact uint8 counts on as they are (`DataConfig.frames_dtype`), and the network
+widens them on its device.
 
 Next to it, `<file>.json` records the settings, the sample list (refs with file size and mtime),
 the shape, the storage dtype, the file size and a blake2b hash of the whole `.npy`. A cache is
@@ -164,19 +165,30 @@ class FrameCache:
             self._arr = np.load(self.path, mmap_mode="r").view(np.ndarray)
         return self._arr
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The storage dtype of the rows: uint8 (exact counts) or float32."""
+        return self.array.dtype
+
     def __getitem__(self, i: int) -> np.ndarray:
-        return np.array(self.array[i], dtype=np.float32)
+        return self.row(i)
 
-    def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows ``indices`` (in that order, repeats allowed) as one new float32 array.
+    def row(self, i: int, widen: bool = True) -> np.ndarray:
+        """Row i as a new array: float32, or the storage dtype with ``widen=False``."""
+        return np.array(self.array[i], dtype=np.float32 if widen else None)
 
-        float32 files: one ``np.take``; uint8 files: one gather that widens as it copies. Rows
-        are whole contiguous blocks of the file (92 KB of float32 for N-MNIST at T = 10), so
-        the order of the reads matters little; one call beats a sorted row-by-row copy.
+    def rows(self, indices: Sequence[int] | np.ndarray, widen: bool = True) -> np.ndarray:
+        """Rows ``indices`` (in that order, repeats allowed) as one new array: float32, or the
+        storage dtype with ``widen=False`` (uint8 counts: a quarter of the bytes to write).
+
+        float32 files (or ``widen=False``): one ``np.take``; uint8 files widened: one gather
+        that widens as it copies. Rows are whole contiguous blocks of the file (92 KB of
+        float32 for N-MNIST at T = 10), so the order of the reads matters little; one call
+        beats a sorted row-by-row copy.
         """
         idx = np.asarray(indices, dtype=np.intp).reshape(-1)
         arr = self.array
-        if arr.dtype == np.float32:
+        if arr.dtype == np.float32 or not widen:
             return np.take(arr, idx, axis=0)
         if len(idx) and (idx.min() < -len(arr) or idx.max() >= len(arr)):
             raise IndexError(f"row index out of range for a cache of {len(arr)} rows")

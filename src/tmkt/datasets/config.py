@@ -13,6 +13,7 @@ BINNINGS = ("time", "count")
 NORMS = ("none", "log1p", "clip")
 STATIC_ENCODINGS = ("hsv_v", "gray")
 PAIRINGS = ("class", "index")
+FRAMES_DTYPES = ("auto", "float32")
 
 
 @dataclass
@@ -36,6 +37,10 @@ class DataConfig:
     test_fraction: float = 0.1
     seed: int = 42
     cache: bool = True
+    # [ours] "auto": event frames read from a frame cache that stores exact uint8 counts come out
+    # as uint8 (a quarter of the bytes to copy, pin and send to a GPU; networks widen them on
+    # their device); "float32": always float32. Decoded or augmented frames are float32.
+    frames_dtype: str = "auto"
     cache_dir: str | Path | None = None  # None: <root>/.tmkt_cache
     augment: bool = False
     exclude_background: bool = True
@@ -59,6 +64,7 @@ class DataConfig:
         _choice("norm", self.norm, NORMS)
         _choice("static_encoding", self.static_encoding, STATIC_ENCODINGS)
         _choice("pairing", self.pairing, PAIRINGS)
+        _choice("frames_dtype", self.frames_dtype, FRAMES_DTYPES)
         if int(self.T) < 1:
             raise ValueError(f"DataConfig.T must be >= 1, got {self.T}")
         if self.size is not None and (self.size[0] < 1 or self.size[1] < 1):

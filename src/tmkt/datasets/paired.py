@@ -219,7 +219,8 @@ class _ClassFrames(Dataset):
 
 
 class EventDataset(_ClassFrames):
-    """Event frames `(events (T,2,H,W) float32 tensor, label int)` of one split."""
+    """Event frames `(events (T,2,H,W) tensor, label int)` of one split: float32, or uint8
+    counts where the frame cache holds them exactly and `frames_dtype` is "auto"."""
 
     def __init__(self, prep: Prepared, split: str) -> None:
         _check_split(split)
@@ -311,9 +312,21 @@ class EventDataset(_ClassFrames):
                 out[ks] = events_to_frames_many(events, sensor, c.T, **kw)
         return out
 
+    @property
+    def narrow(self) -> bool:
+        """Whether cached frames are handed on in the cache's uint8 (`frames_dtype` "auto")."""
+        return (
+            self.cache is not None and self.augment is None
+            and self.cfg.frames_dtype == "auto" and self.cache.dtype == np.uint8
+        )
+
     def frames(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Frames of sample i (cached if enabled), augmented in the train split."""
-        x = self.cache[i] if self.cache is not None else self.decode(i)
+        """Frames of sample i (cached if enabled), augmented in the train split; float32, or
+        the cache's exact uint8 counts (see `narrow`)."""
+        if self.cache is None:
+            x = self.decode(i)
+        else:
+            x = self.cache.row(i, widen=not self.narrow)
         if self.augment is not None:
             x = self.augment(x, rng if rng is not None else self.rng(i))
         return x
@@ -327,7 +340,7 @@ class EventDataset(_ClassFrames):
                 out[k] = self.frames(i)
             return out
         if self.cache is not None:
-            return self.cache.rows(idx)
+            return self.cache.rows(idx, widen=not self.narrow)
         return self.decode_many(idx)
 
     def set_epoch(self, epoch: int) -> None:
@@ -455,13 +468,19 @@ class StaticDataset(_ClassFrames):
             for k, j in enumerate(idx):
                 out[k] = self.encode(j)
             return out
-        if self.planes is not None:
-            planes = self.planes.rows(idx)
-        else:
-            uniq, inverse = np.unique(np.asarray(idx, dtype=np.intp), return_inverse=True)
-            planes = np.stack([self.plane(int(j)) for j in uniq])[inverse.reshape(-1)]
-        out[...] = planes[:, None, None]
+        out[...] = self.planes_many(idx)[:, None, None]
         return out
+
+    def planes_many(self, indices: Sequence[int]) -> np.ndarray:
+        """The (B, H, W) planes that `encode_many` (without augmentation) repeats over T and
+        both channels: from the plane cache, or each distinct picture encoded once."""
+        idx = [int(j) for j in indices]
+        if self.planes is not None:
+            return self.planes.rows(idx)
+        if not idx:
+            return np.empty((0, *self.hw), dtype=np.float32)
+        uniq, inverse = np.unique(np.asarray(idx, dtype=np.intp), return_inverse=True)
+        return np.stack([self.plane(int(j)) for j in uniq])[inverse.reshape(-1)]
 
     def set_epoch(self, epoch: int) -> None:
         """Re-seed the random draws for an epoch."""
@@ -601,18 +620,22 @@ class PairedDataset(Dataset):
         """Samples `indices` as one stacked batch (torch's DataLoader calls this per batch).
 
         Same partners, draws and values as `__getitem__`. Without augmentation the events come
-        from the frame cache in one read and the pictures from the plane cache in one read.
+        from the frame cache in one read and the pictures from the plane cache in one read; the
+        static batch is then each plane expanded over T and both channels (a stride-0 view, not
+        T x 2 copies: the methods and `Batch.to` keep it unexpanded until a network needs it).
         """
         idx = [int(i) for i in indices]
         partners = self.partners_of(idx)
         if self.events.augment is None and self.static.augment is None:
             ev = self.events.frames_many(idx)
-            st = self.static.encode_many(partners)
-        else:
-            ev = np.empty((len(idx), self.cfg.T, 2, *self.events.hw), dtype=np.float32)
-            st = np.empty_like(ev)
-            for k, (i, j) in enumerate(zip(idx, partners, strict=True)):
-                st[k], ev[k] = self._pair(i, j)
+            planes = torch.from_numpy(self.static.planes_many(partners))
+            st = planes[:, None, None].expand(len(idx), self.cfg.T, 2, *self.events.hw)
+            labels = _labels(self.events._targets, idx)
+            return SampleBatch((st, torch.from_numpy(ev), labels))
+        ev = np.empty((len(idx), self.cfg.T, 2, *self.events.hw), dtype=np.float32)
+        st = np.empty_like(ev)
+        for k, (i, j) in enumerate(zip(idx, partners, strict=True)):
+            st[k], ev[k] = self._pair(i, j)
         labels = _labels(self.events._targets, idx)
         return SampleBatch((torch.from_numpy(st), torch.from_numpy(ev), labels))
 

@@ -66,14 +66,18 @@ class SpikingNet(nn.Module):
                 f"{type(self).__name__} expects input [T, B, {C}, {H}, {W}] (time first), "
                 f"got shape {list(x.shape)}"
             )
-        if not x.is_floating_point():
-            raise ValueError(f"{type(self).__name__} expects a floating tensor, got {x.dtype}")
+        if x.is_complex():
+            raise ValueError(f"{type(self).__name__} expects real frames, got {x.dtype}")
 
     def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> NetOutput:
-        """x [T, B, C, H, W] -> NetOutput of per-step logits and features."""
+        """x [T, B, C, H, W] -> NetOutput of per-step logits and features. Integer or boolean
+        frames (uint8 event counts from the frame cache, spikes) are widened to the weights'
+        dtype here, on the device the network runs on."""
         self.check_input(x)
+        if not x.is_floating_point():
+            x = x.to(self.head_src.weight.dtype)
         feat, mem = self.trunk(x)
         return NetOutput(self.head_src(feat), self.head_evt(feat), mem.flatten(2), feat)

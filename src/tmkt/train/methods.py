@@ -36,10 +36,16 @@ class Batch:
     static: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
-        """Move every tensor to `device` (non-blocking)."""
+        """Move every tensor to `device` (non-blocking). A batch expanded over dims 1 and 2
+        (stride 0: a static picture over T and both channels) moves one frame per sample and
+        is expanded again there."""
 
         def mv(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device, non_blocking=True)
+            if t is None:
+                return None
+            if t.dim() >= 3 and t.shape[1] > 1 and t.stride(1) == 0 and t.stride(2) == 0:
+                return t[:, :1, :1].to(device, non_blocking=True).expand(t.shape)
+            return t.to(device, non_blocking=True)
 
         return Batch(label=mv(self.label), events=mv(self.events), static=mv(self.static))
 
