@@ -1,4 +1,4 @@
-"""Small measurements quoted in docs/ (third session of 2026-11-22), one subcommand each.
+"""Small measurements quoted in docs/ (sessions of 2026-11-22 and -23), one subcommand each.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py faults [--allocator system|cache]
         [--variants dvs|tmkt/separate]
@@ -6,6 +6,7 @@
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py pool --model cnn_small|vgg_snn
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py bn
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py convlayout
+    OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py convalgo
     OMP_NUM_THREADS=1 .venv/bin/python bench/probes.py gather [--allocator system|cache]
     OMP_NUM_THREADS=1 .venv/bin/python bench/probes.py kernelcall
 
@@ -14,6 +15,9 @@ bench_two_stream (cnn_small, T=8, B=32), alternated in one process. cka: fwd+bwd
 loss on [8, 32, 8192] features. pool: dvs-style step with SeqAvgPool2x2 vs aten's AvgPool2d,
 alternated. bn: the three BN backward calls of a cnn_small dvs step, timed inside the step.
 convlayout: conv forward + both backward passes per vgg_snn layer shape, NCHW vs channels_last.
+convalgo: conv forward, and forward + input and weight gradients, per vgg_snn / cnn_small layer
+shape, torch's default (oneDNN) vs NNPACK's Winograd (tmkt.snn.conv), with each one's largest
+error against float64 relative to the largest output.
 gather: shuffled 120-row batch reads of a float32 vs a uint8 cache (take, take + astype, the
 cache's compiled gather). kernelcall: one call of the frames kernel on 1 event and on one
 N-MNIST file.
@@ -156,6 +160,46 @@ def convlayout(args: argparse.Namespace) -> None:
         print(f"{(n, cin, cout, hw)}  NCHW {res[0]:7.0f} ms  channels_last {res[1]:7.0f} ms")
 
 
+def _convalgo_layer(n: int, cin: int, cout: int, hw: int) -> str:
+    """One row of `convalgo`: default vs Winograd timings and errors for one layer shape."""
+    import torch.nn.functional as F
+
+    from tmkt.snn.conv import winograd_conv2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+    x = (torch.rand(n, cin, hw, hw) < 0.2).float().requires_grad_()
+    g = torch.randn(n, cout, hw, hw)
+    y64 = F.conv2d(x[:4].detach().double(), conv.weight.detach().double(), padding=1)
+
+    def default(inp: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(inp, conv.weight, padding=1)
+
+    def winograd(inp: torch.Tensor) -> torch.Tensor:
+        return winograd_conv2d(inp, conv)
+
+    res = []
+    for run in (default, winograd):
+        fwd = best_ms(lambda run=run: run(x.detach()), 3)
+        both = best_ms(lambda run=run: torch.autograd.grad(run(x), (x, conv.weight), g), 3)
+        err = (run(x[:4].detach()).double() - y64).abs().max().item()
+        res.append((fwd, both, err / y64.abs().max().item()))
+    (f0, b0, e0), (f1, b1, e1) = res
+    return (f"{(n, cin, cout, hw)}  fwd {f0:6.0f} -> {f1:6.0f} ms ({f0 / f1:.2f}x)  "
+            f"fwd+bwd {b0:6.0f} -> {b1:6.0f} ms ({b0 / b1:.2f}x)  rel. error {e0:.1e} -> "
+            f"{e1:.1e}")
+
+
+def convalgo(args: argparse.Namespace) -> None:
+    from tmkt.snn.conv import nnpack_available
+
+    assert nnpack_available(), "torch built without NNPACK"
+    for shape in [(160, 64, 128, 48), (160, 128, 256, 24), (160, 256, 256, 24),
+                  (160, 256, 512, 12), (160, 512, 512, 12), (160, 512, 512, 6),
+                  (160, 64, 64, 48), (256, 32, 64, 17), (256, 64, 128, 8), (256, 2, 32, 34)]:
+        print(_convalgo_layer(*shape), flush=True)
+
+
 def gather(args: argparse.Namespace) -> None:
     from tmkt.datasets.cache import _gather_kernel
 
@@ -200,8 +244,8 @@ def kernelcall(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("probe", choices=["faults", "cka", "pool", "bn", "convlayout", "gather",
-                                     "kernelcall"])
+    p.add_argument("probe", choices=["faults", "cka", "pool", "bn", "convlayout", "convalgo",
+                                     "gather", "kernelcall"])
     p.add_argument("--allocator", default="cache", choices=CPU_ALLOCATORS)
     p.add_argument("--model", default="cnn_small", choices=["cnn_small", "vgg_snn"])
     p.add_argument("--variants", nargs="+", default=["dvs", "tmkt/separate"],

@@ -11,9 +11,13 @@ from tmkt.snn.layers import SeqBatchNorm2d, SeqToANN, bn_lif
 from tmkt.snn.neuron import LIF, LIFConfig
 
 
-def conv(in_ch: int, out_ch: int, k: int = 3, stride: int = 1) -> SeqToANN:
-    """A multi-step conv kxk without bias (BN follows or precedes it)."""
-    return SeqToANN(nn.Conv2d(in_ch, out_ch, k, stride, k // 2, bias=False))
+def conv(
+    in_ch: int, out_ch: int, k: int = 3, stride: int = 1, neuron: LIFConfig | None = None
+) -> SeqToANN:
+    """A multi-step conv kxk without bias (BN follows or precedes it); the neuron config's
+    conv_algo picks its CPU algorithm (tmkt.snn.conv)."""
+    algo = "default" if neuron is None else neuron.conv_algo
+    return SeqToANN(nn.Conv2d(in_ch, out_ch, k, stride, k // 2, bias=False), conv_algo=algo)
 
 
 def _out(size: int, stride: int) -> int:
@@ -27,11 +31,13 @@ class PreActBlock(nn.Module):
         super().__init__()
         self.bn1 = SeqBatchNorm2d(in_ch, mode=bn_mode)
         self.lif1 = LIF(neuron)
-        self.conv1 = conv(in_ch, out_ch, 3, stride)
+        self.conv1 = conv(in_ch, out_ch, 3, stride, neuron)
         self.bn2 = SeqBatchNorm2d(out_ch, mode=bn_mode)
         self.lif2 = LIF(neuron)
-        self.conv2 = conv(out_ch, out_ch, 3, 1)
-        self.shortcut = conv(in_ch, out_ch, 1, stride) if stride != 1 or in_ch != out_ch else None
+        self.conv2 = conv(out_ch, out_ch, 3, 1, neuron)
+        self.shortcut = (
+            conv(in_ch, out_ch, 1, stride, neuron) if stride != 1 or in_ch != out_ch else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         a = bn_lif(self.bn1, self.lif1, x)[0]
@@ -44,15 +50,15 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, neuron: LIFConfig, bn_mode: str):
         super().__init__()
-        self.conv1 = conv(in_ch, out_ch, 3, stride)
+        self.conv1 = conv(in_ch, out_ch, 3, stride, neuron)
         self.bn1 = SeqBatchNorm2d(out_ch, mode=bn_mode)
         self.lif1 = LIF(neuron)
-        self.conv2 = conv(out_ch, out_ch, 3, 1)
+        self.conv2 = conv(out_ch, out_ch, 3, 1, neuron)
         self.bn2 = SeqBatchNorm2d(out_ch, mode=bn_mode)
         self.down: nn.Module | None = None
         if stride != 1 or in_ch != out_ch:
             self.down = nn.Sequential(
-                conv(in_ch, out_ch, 1, stride), SeqBatchNorm2d(out_ch, mode=bn_mode)
+                conv(in_ch, out_ch, 1, stride, neuron), SeqBatchNorm2d(out_ch, mode=bn_mode)
             )
         self.lif2 = LIF(neuron)
 
@@ -88,7 +94,7 @@ class SpikingResNet18(SpikingNet):
         super().__init__(num_classes, in_shape, neuron, bn_mode)
         c, h, w = in_shape
         ch = scaled(64, width)
-        self.stem = conv(c, ch, 3, 1)
+        self.stem = conv(c, ch, 3, 1, neuron)
         blocks: list[nn.Module] = []
         for i, (n, base) in enumerate(zip((2, 2, 2, 2), (64, 128, 256, 512), strict=True)):
             out = scaled(base, width)
@@ -122,7 +128,7 @@ class SpikingResNet19(SpikingNet):
         super().__init__(num_classes, in_shape, neuron, bn_mode)
         c, h, w = in_shape
         ch = scaled(128, width)
-        self.stem = conv(c, ch, 3, 1)
+        self.stem = conv(c, ch, 3, 1, neuron)
         self.stem_bn = SeqBatchNorm2d(ch, mode=bn_mode)
         self.stem_lif = LIF(neuron)
         blocks: list[nn.Module] = []

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tmkt import allocator
+from tmkt.snn.conv import CONV_ALGOS, winograd_applies, winograd_conv2d
 from tmkt.snn.neuron import CONV_TIME_MODES, LIF, LIFConfig
 
 BN_MODES = ("fold", "per_step")
@@ -35,15 +36,24 @@ class SeqToANN(nn.Sequential):
     leave the caches, so per-step chunks run faster; with the caching allocator folding is faster
     (measured: docs/benchmarks.md, Backbones)."""
 
-    def __init__(self, *mods: nn.Module, conv_time: str = "fold") -> None:
+    def __init__(
+        self, *mods: nn.Module, conv_time: str = "fold", conv_algo: str = "default"
+    ) -> None:
         if conv_time not in CONV_TIME_MODES:
             raise ValueError(f"conv_time must be one of {CONV_TIME_MODES}, got {conv_time!r}")
+        if conv_algo not in CONV_ALGOS:
+            raise ValueError(f"conv_algo must be one of {CONV_ALGOS}, got {conv_algo!r}")
         super().__init__(*mods)
         self.conv_time = conv_time
+        self.conv_algo = conv_algo
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         _check_seq(x, type(self).__name__)
         T, B = x.shape[:2]
+        if len(self) == 1 and x.dim() == 5 and winograd_applies(
+            self[0], x, getattr(self, "conv_algo", "default")
+        ):  # NNPACK's Winograd over the folded T*B batch (tmkt.snn.conv)
+            return winograd_conv2d(x.flatten(0, 1), self[0]).unflatten(0, (T, B))
         steps = self._steps_per_chunk(x)
         if steps:
             conv = self[0]
@@ -77,7 +87,11 @@ class SeqToANN(nn.Sequential):
 
     def extra_repr(self) -> str:
         mode = getattr(self, "conv_time", "fold")
-        return "" if mode == "fold" else f"conv_time={mode}"
+        algo = getattr(self, "conv_algo", "default")
+        parts = ([] if mode == "fold" else [f"conv_time={mode}"]) + (
+            [] if algo == "default" else [f"conv_algo={algo}"]
+        )
+        return ", ".join(parts)
 
 
 class _ConvSteps(torch.autograd.Function):
@@ -216,6 +230,7 @@ class ConvBNLIF(nn.Module):
         self.conv = SeqToANN(
             nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=False),
             conv_time=self.lif.cfg.conv_time,
+            conv_algo=self.lif.cfg.conv_algo,
         )
         self.bn = SeqBatchNorm2d(out_ch, mode=bn_mode)
 

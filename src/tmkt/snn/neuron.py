@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from tmkt.snn import lif_triton
+from tmkt.snn.conv import CONV_ALGOS
 from tmkt.snn.surrogate import Surrogate, build_surrogate
 
 RESETS = ("hard", "soft")
@@ -34,7 +35,9 @@ class LIFConfig:
     one call over T*B; 'fold'; 'step'; see `SeqToANN`); bn_lif_saves, what the fused BN+LIF
     node keeps for backward ('membrane' [default]: BN input and membrane, no recomputation;
     'input': only the BN input, recomputing BN and the membrane in backward, one
-    activation-size tensor less per block; see `tmkt.snn.fused`)."""
+    activation-size tensor less per block; see `tmkt.snn.fused`); conv_algo, the CPU
+    convolution algorithm of the blocks ('auto' [default]: NNPACK's Winograd for wide 3x3
+    convolutions, else torch's; 'default'; 'winograd'; see `tmkt.snn.conv`)."""
 
     tau: float = 2.0
     v_threshold: float = 0.5
@@ -44,6 +47,7 @@ class LIFConfig:
     alpha: float | None = None
     conv_time: str = "auto"
     bn_lif_saves: str = "membrane"
+    conv_algo: str = "auto"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tau, int | float) and math.isfinite(self.tau) and self.tau >= 1):
@@ -55,6 +59,10 @@ class LIFConfig:
         if self.conv_time not in CONV_TIME_MODES:
             raise ValueError(
                 f"conv_time must be one of {CONV_TIME_MODES}, got {self.conv_time!r}"
+            )
+        if self.conv_algo not in CONV_ALGOS:
+            raise ValueError(
+                f"conv_algo must be one of {CONV_ALGOS}, got {self.conv_algo!r}"
             )
         if self.bn_lif_saves not in BN_LIF_SAVES:
             raise ValueError(

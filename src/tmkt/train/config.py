@@ -49,6 +49,9 @@ class ModelConfig:
     # LIF loop)
     conv_time: str = "auto"
     bn_lif_saves: str = "membrane"
+    # [ours] CPU convolution algorithm: auto (NNPACK's Winograd for wide 3x3 convolutions, about
+    # 1e-5 relative rounding; torch's default elsewhere) | default | winograd (tmkt.snn.conv)
+    conv_algo: str = "auto"
 
     def neuron_kwargs(self) -> dict[str, Any]:
         """Keyword arguments forwarded to `build_model` for the neurons."""
@@ -61,6 +64,7 @@ class ModelConfig:
             "alpha": self.alpha,
             "conv_time": self.conv_time,
             "bn_lif_saves": self.bn_lif_saves,
+            "conv_algo": self.conv_algo,
         }
 
 
@@ -262,10 +266,12 @@ def validate(cfg: Config) -> None:
     from tmkt.allocator import CPU_ALLOCATORS
 
     _choice("train.cpu_allocator", cfg.train.cpu_allocator, CPU_ALLOCATORS)
+    from tmkt.snn.conv import CONV_ALGOS
     from tmkt.snn.neuron import BN_LIF_SAVES, CONV_TIME_MODES
 
     _choice("model.conv_time", cfg.model.conv_time, tuple(CONV_TIME_MODES))
     _choice("model.bn_lif_saves", cfg.model.bn_lif_saves, tuple(BN_LIF_SAVES))
+    _choice("model.conv_algo", cfg.model.conv_algo, tuple(CONV_ALGOS))
     positive = {
         "optim.epochs": cfg.optim.epochs,
         "optim.batch_size": cfg.optim.batch_size,
