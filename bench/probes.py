@@ -7,6 +7,7 @@
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py bn
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py convlayout
     OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py convalgo
+    OMP_NUM_THREADS=2 .venv/bin/python bench/probes.py twopass
     OMP_NUM_THREADS=1 .venv/bin/python bench/probes.py gather [--allocator system|cache]
     OMP_NUM_THREADS=1 .venv/bin/python bench/probes.py kernelcall
 
@@ -17,7 +18,9 @@ alternated. bn: the three BN backward calls of a cnn_small dvs step, timed insid
 convlayout: conv forward + both backward passes per vgg_snn layer shape, NCHW vs channels_last.
 convalgo: conv forward, and forward + input and weight gradients, per vgg_snn / cnn_small layer
 shape, torch's default (oneDNN) vs NNPACK's Winograd (tmkt.snn.conv), with each one's largest
-error against float64 relative to the largest output.
+error against float64 relative to the largest output. twopass: the floor of any two-stream
+step, a cnn_small step (T=8, B=32) of one plain pass vs two plain passes (separate, or one
+concatenated batch), no mixing, CKA or heads, alternated, medians.
 gather: shuffled 120-row batch reads of a float32 vs a uint8 cache (take, take + astype, the
 cache's compiled gather). kernelcall: one call of the frames kernel on 1 event and on one
 N-MNIST file.
@@ -200,6 +203,62 @@ def convalgo(args: argparse.Namespace) -> None:
         print(_convalgo_layer(*shape), flush=True)
 
 
+def twopass(args: argparse.Namespace) -> None:
+    from tmkt.models import build_model
+    from tmkt.train.config import MethodConfig
+    from tmkt.train.methods import build_method, time_first
+
+    T, B, K = 8, 32, 10
+    g = torch.Generator().manual_seed(1)
+    shape = (B, T, 2, 34, 34)
+    ev = (torch.rand(shape, generator=g) < 0.1).float()
+    st = torch.rand((B, 1, 2, 34, 34), generator=g).expand(shape)
+    y = torch.randint(0, K, (B,), generator=g)
+
+    def setup():
+        torch.manual_seed(0)
+        method = build_method(MethodConfig(name="dvs"), build_model("cnn_small", K, (2, 34, 34)),
+                              T).train()
+        return method, torch.optim.AdamW(method.parameters(), lr=1e-3)
+
+    def one(m, opt):  # the single-stream (dvs) step
+        loss = m.tet(m.model(time_first(ev)).logits_evt, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def separate(m, opt):  # two plain passes: no mixing, CKA or heads
+        o1, o2 = m.model(time_first(ev)), m.model(time_first(st))
+        loss = m.tet(o1.logits_evt, y) + m.tet(o2.logits_src, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def concat(m, opt):  # the same as one batch of 2B (BN statistics over both)
+        o = m.model(torch.cat([time_first(st), time_first(ev)], 1))
+        loss = m.tet(o.logits_evt[:, B:], y) + m.tet(o.logits_src[:, :B], y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    runs = {"one": (setup(), one), "separate": (setup(), separate), "concat": (setup(), concat)}
+    for (m, opt), fn in runs.values():
+        for _ in range(3):
+            fn(m, opt)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(10):
+        for k in list(runs) if r % 2 == 0 else list(reversed(runs)):
+            (m, opt), fn = runs[k]
+            t0 = time.perf_counter()
+            for _ in range(3):
+                fn(m, opt)
+            times[k].append((time.perf_counter() - t0) / 3)
+    ref = statistics.median(times["one"])
+    for k in runs:
+        med = statistics.median(times[k])
+        print(f"{k:9s} {1e3 * med:7.1f} ms/step  {med / ref:.3f}x")
+
+
 def gather(args: argparse.Namespace) -> None:
     from tmkt.datasets.cache import _gather_kernel
 
@@ -245,7 +304,7 @@ def kernelcall(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("probe", choices=["faults", "cka", "pool", "bn", "convlayout", "convalgo",
-                                     "gather", "kernelcall"])
+                                     "twopass", "gather", "kernelcall"])
     p.add_argument("--allocator", default="cache", choices=CPU_ALLOCATORS)
     p.add_argument("--model", default="cnn_small", choices=["cnn_small", "vgg_snn"])
     p.add_argument("--variants", nargs="+", default=["dvs", "tmkt/separate"],
