@@ -13,6 +13,8 @@ from tmkt.datasets import (
     PairedDataset,
     SampleBatch,
     StaticDataset,
+    compact_collate,
+    expand_like,
     fast_collate,
     prepare,
 )
@@ -103,11 +105,15 @@ def test_paired_loader_epochs_equal_per_sample(prep, shared_cache, pairing, cach
     assert (ds.static.planes is not None) == cache
     for epoch in (0, 3):
         ds.set_epoch(epoch)
+        ref = _per_sample(ds, seed=epoch)
         got = _epoch(ds, fast_collate, seed=epoch)
-        _assert_same(got, _per_sample(ds, seed=epoch))
-        # the static batch is each picture's plane expanded over T and both channels
-        assert all(b[0].stride()[1:3] == (0, 0) for b in got)
+        _assert_same(got, ref)
+        assert all(b[0].is_contiguous() for b in got)  # materialised: pinnable, writable
         assert got[0][1].dtype == (torch.uint8 if cache else torch.float32)
+        # the trainer's collate: each picture once, [B, 1, 1, H, W], expanded back after a move
+        compact = _epoch(ds, compact_collate, seed=epoch)
+        assert all(b[0].shape[1:3] == (1, 1) and b[0].is_contiguous() for b in compact)
+        _assert_same([[expand_like(b[0], b[1]), *b[1:]] for b in compact], ref)
     if cache:
         again = PairedDataset(
             _with(prep, cache=True, cache_dir=shared_cache, pairing=pairing), "val"
@@ -141,9 +147,26 @@ def test_worker_processes_with_fast_collate(prep, tmp_path):
     got = list(DataLoader(ds, batch_size=6, num_workers=1, collate_fn=fast_collate))
     _assert_same(got, list(DataLoader(_PerSample(ds), batch_size=6)))
     pairs = PairedDataset(_with(prep, cache=True, cache_dir=tmp_path), "val")
-    got = list(DataLoader(pairs, batch_size=6, num_workers=1, collate_fn=fast_collate))
+    got = list(DataLoader(pairs, batch_size=6, num_workers=1, collate_fn=compact_collate))
+    assert got[0][0].shape[1:3] == (1, 1)
+    got = [[expand_like(b[0], b[1]), *b[1:]] for b in got]
     _assert_same(got, list(DataLoader(_PerSample(pairs), batch_size=6)))
-    assert got[0][0].stride()[1:3] == (0, 0)
+
+
+def test_pinning_needs_dense_tensors():
+    """Why the collates hand out no stride-0 view: `Tensor.pin_memory` copies into a tensor of
+    the same strides, and writing into an expanded layout is refused (checked here with the
+    same copy on plain CPU storage); the compact frames copy fine."""
+    view = torch.rand(4, 1, 1, 5, 5).expand(4, 3, 2, 5, 5)
+    for t, ok in ((view, False), (view[:, :1, :1], True), (view.contiguous(), True)):
+        storage = torch.empty(t.numel()).untyped_storage()
+        dst = torch.empty(0).set_(storage, 0, t.shape, t.stride())
+        if ok:
+            dst.copy_(t)
+            assert torch.equal(dst, t)
+        else:
+            with pytest.raises(RuntimeError, match="more than one element"):
+                dst.copy_(t)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 6000, 3 * 2**30, 2**31 + 1, 2**32 - 1])

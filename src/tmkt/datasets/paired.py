@@ -67,11 +67,37 @@ class SampleBatch(Sequence):
         return list(self.columns)
 
 
+def expanded_over_time(t: torch.Tensor) -> bool:
+    """Whether `t` [B, T, C, ...] is one frame per sample expanded over T and C (stride 0)."""
+    return t.dim() >= 3 and t.stride(1) == 0 and t.stride(2) == 0 and t.shape[1] > 1
+
+
 def fast_collate(batch: Any) -> Any:
-    """DataLoader `collate_fn`: a `SampleBatch` as it is, anything else by `default_collate`."""
+    """DataLoader `collate_fn`: a `SampleBatch` as it is, anything else by `default_collate`.
+
+    A static column that `__getitems__` gave as an expanded view is materialised here (dense
+    [B, T, 2, H, W], as `default_collate` gives it), so the batch can be pinned and written to;
+    the trainer's `compact_collate` keeps it compact instead."""
     if isinstance(batch, SampleBatch):
-        return batch.collate()
+        return [c.contiguous() if expanded_over_time(c) else c for c in batch.collate()]
     return default_collate(batch)
+
+
+def compact_collate(batch: Any) -> Any:
+    """The trainer's `collate_fn`: like `fast_collate`, but a static column expanded over T and
+    both channels comes as its compact [B, 1, 1, H, W] frames (dense: pinnable, a T x 2 smaller
+    copy to a GPU); `expand_like(static, events)` restores the view after the move."""
+    if isinstance(batch, SampleBatch):
+        return [c[:, :1, :1] if expanded_over_time(c) else c for c in batch.collate()]
+    return default_collate(batch)
+
+
+def expand_like(static: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
+    """A compact [B, 1, 1, H, W] static batch as a view of the events' [B, T, C, H, W] shape
+    (a full one is returned as it is)."""
+    if static.shape == events.shape:
+        return static
+    return static.expand(events.shape)
 
 
 def _labels(targets: list[int], idx: list[int]) -> torch.Tensor:

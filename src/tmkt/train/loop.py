@@ -126,8 +126,11 @@ def lr_lambda(total_iters: int, warmup_iters: int, min_ratio: float) -> Callable
 
 def _to_batch(raw: Any, kind: str) -> Batch:
     if kind == "paired":
-        static, events, label = raw
-        return Batch(label=torch.as_tensor(label), events=events, static=static)
+        from tmkt.datasets import expand_like
+
+        static, events, label = raw  # static may be compact [B,1,1,H,W] (compact_collate)
+        return Batch(label=torch.as_tensor(label), events=events,
+                     static=expand_like(static, events))
     events, label = raw[-2], raw[-1]
     return Batch(label=torch.as_tensor(label), events=events)
 
@@ -155,10 +158,11 @@ def _eval_loader(ds: Dataset, batch: int, workers: int) -> DataLoader:
 
 
 def _collate() -> Callable[[Any], Any]:
-    """The datasets' zero-copy collate (whole batches from `__getitems__`); default otherwise."""
-    from tmkt.datasets import fast_collate
+    """The datasets' zero-copy collate (whole batches from `__getitems__`; static pictures kept
+    compact, `_to_batch` expands them); default otherwise."""
+    from tmkt.datasets import compact_collate
 
-    return fast_collate
+    return compact_collate
 
 
 class Trainer:
