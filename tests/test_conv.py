@@ -128,3 +128,14 @@ def test_backbones_pass_the_algorithm_to_every_convolution():
         model = build_model(name, 10, shape, width=0.25)
         algos = {m.conv_algo for m in model.modules() if isinstance(m, SeqToANN)}
         assert algos == {"auto"}
+
+
+@needs_nnpack
+def test_torch_compile_traces_torchs_own_convolution():
+    """NNPACK has no fake-tensor kernel, so under torch.compile the layer takes torch's path
+    (dynamo tracing with the eager backend: no C++ toolchain needed)."""
+    torch.manual_seed(0)
+    layer = SeqToANN(nn.Conv2d(128, 128, 3, padding=1, bias=False), conv_algo="auto")
+    x = torch.rand(2, 2, 128, 12, 12)
+    compiled = torch.compile(layer, backend="eager")
+    torch.testing.assert_close(compiled(x), SeqToANN(layer[0])(x), rtol=0, atol=0)

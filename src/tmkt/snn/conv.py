@@ -45,10 +45,13 @@ def nnpack_available() -> bool:
 
 def winograd_applies(conv: nn.Module, x: Tensor, algo: str) -> bool:
     """Whether `conv` runs on `x` (its [N, C, H, W] input) through NNPACK's Winograd under
-    `algo`: CPU float32 outside autocast, a zero-padded 3x3 nn.Conv2d, stride 1, no dilation,
-    one group, padding <= 2; with "auto" also the channel rule and NNPACK present."""
+    `algo`: CPU float32 outside autocast and torch.compile, a zero-padded 3x3 nn.Conv2d, stride
+    1, no dilation, one group, padding <= 2; with "auto" also the channel and tile rules and
+    NNPACK present."""
     if algo == "default" or type(conv) is not nn.Conv2d:
         return False
+    if torch.compiler.is_compiling():  # NNPACK has no fake-tensor kernel: let torch.compile
+        return False  # trace torch's own convolution
     ok = (
         x.device.type == "cpu" and x.dtype == torch.float32
         and conv.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
