@@ -97,7 +97,7 @@ class _Winograd(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.padding = padding
         ctx.has_bias = bias is not None
-        return _nnpack(x, weight, bias, padding, [1, 1])
+        return _nnpack(x, weight.contiguous(), bias, padding, [1, 1])
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
