@@ -652,17 +652,16 @@ class PairedDataset(Dataset):
         """
         idx = [int(i) for i in indices]
         partners = self.partners_of(idx)
+        labels = _labels(self.events._targets, idx)
         if self.events.augment is None and self.static.augment is None:
             ev = self.events.frames_many(idx)
             planes = torch.from_numpy(self.static.planes_many(partners))
             st = planes[:, None, None].expand(len(idx), self.cfg.T, 2, *self.events.hw)
-            labels = _labels(self.events._targets, idx)
             return SampleBatch((st, torch.from_numpy(ev), labels))
         ev = np.empty((len(idx), self.cfg.T, 2, *self.events.hw), dtype=np.float32)
         st = np.empty_like(ev)
         for k, (i, j) in enumerate(zip(idx, partners, strict=True)):
             st[k], ev[k] = self._pair(i, j)
-        labels = _labels(self.events._targets, idx)
         return SampleBatch((torch.from_numpy(st), torch.from_numpy(ev), labels))
 
 

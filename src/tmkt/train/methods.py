@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tmkt.datasets.paired import expanded_over_time
 from tmkt.registry import Registry
 from tmkt.train.config import MethodConfig
 from tmkt.transfer import losses, tsm
@@ -43,7 +44,7 @@ class Batch:
         def mv(t: torch.Tensor | None) -> torch.Tensor | None:
             if t is None:
                 return None
-            if t.dim() >= 3 and t.shape[1] > 1 and t.stride(1) == 0 and t.stride(2) == 0:
+            if expanded_over_time(t):
                 return t[:, :1, :1].to(device, non_blocking=True).expand(t.shape)
             return t.to(device, non_blocking=True)
 
