@@ -1,13 +1,14 @@
 """Convolution algorithm on the CPU: torch's default (oneDNN) or NNPACK's Winograd transform.
 
 Where oneDNN runs its AVX2 kernels (measured on the 2-core AMD EPYC development machine), the
-Winograd convolution that NNPACK ships inside torch is 1.1-3.3x faster in the forward pass and
-1.06-1.58x over forward and both gradients for 3x3 convolutions with many channels, and slower
-for few channels or small frames (docs/benchmarks.md). The input gradient of a
-stride-1 convolution is itself a convolution (of the output gradient with the kernel flipped
-and transposed), so it runs there too; the weight gradient stays with torch. Winograd rounds
-differently: about 1e-5 relative error against float64 where oneDNN gives about 1e-6 (tested),
-well inside the 1e-3 of the TF32 convolutions cuDNN runs by default on GPUs.
+Winograd convolution that NNPACK ships inside torch is 1.1-3.6x faster in the forward pass and
+1.14-1.58x over forward and both gradients for the 3x3 convolutions `auto` picks, and slower
+for few channels or small frames (`bench/probes.py convalgo`, docs/benchmarks.md). The input
+gradient of a stride-1 convolution is itself a convolution (of the output gradient with the
+kernel flipped and transposed), so it runs there too; the weight gradient stays with torch.
+Winograd rounds differently: about 1e-5 relative error against float64 where oneDNN gives
+about 1e-6 (tested), well inside the 1e-3 of the TF32 convolutions cuDNN runs by default on
+GPUs.
 
 conv_algo: "auto" [ours, default]: Winograd on the CPU for 3x3, stride 1, undilated, ungrouped
 float32 convolutions with in_channels * out_channels >= AUTO_MIN_CHANNEL_PRODUCT whose output
@@ -27,11 +28,11 @@ from torch import Tensor, nn
 CONV_ALGOS = ("auto", "default", "winograd")
 AUTO_MIN_CHANNEL_PRODUCT = 128 * 128
 """`auto` uses Winograd from this in_channels * out_channels on (forward + both gradients,
-measured: 128 -> 128 1.06-1.21x and wider layers 1.36-1.58x faster; 64 -> 128 1.02x, 64 -> 64
-and 32 -> 64 slower; docs/benchmarks.md)."""
+`bench/probes.py convalgo`: 128 -> 128 1.14-1.29x and wider layers 1.26-1.58x faster; 64 -> 128
+1.02-1.07x, 64 -> 64 and 32 -> 64 slower; docs/benchmarks.md)."""
 AUTO_MIN_TILE_FILL = 0.75
 """... and where the output frame fills at least this share of the 6x6 output tiles the
-Winograd transform works in (8x8 frames fill 64/144 of theirs and ran 0.84-0.93x)."""
+Winograd transform works in (8x8 frames fill 64/144 of theirs and ran 0.78-0.96x)."""
 
 _nnpack = torch._nnpack_spatial_convolution
 
