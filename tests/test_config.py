@@ -19,7 +19,7 @@ def test_defaults_follow_spec() -> None:
     assert cfg.model.tau == 2.0 and cfg.model.v_threshold == 0.5 and cfg.model.alpha == 2.0
     assert cfg.optim.weight_decay == 0.01 and cfg.optim.warmup_epochs == 5
     assert cfg.optim.resolved_lr() == pytest.approx(5e-3 * 120 / 1024)
-    assert cfg.method.two_stream == "separate"
+    assert cfg.method.two_stream == "auto"
 
 
 def test_overrides_are_typed_by_field() -> None:

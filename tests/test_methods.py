@@ -18,14 +18,14 @@ ALL = ["dvs", "finetune", "sliding", "tmkt", "tmkt_no_mag", "tmkt_no_mrp", "tmkt
 T, B, K, HW = 4, 8, 4, (6, 6)
 
 
-def _batch(seed: int = 0) -> Batch:
+def _batch(seed: int = 0, hw: tuple[int, int] = HW) -> Batch:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(B) % K
-    base = torch.zeros(B, 1, 2, *HW)
+    base = torch.zeros(B, 1, 2, *hw)
     for i in range(B):
         base[i, :, :, :, int(y[i])] = 1.0
-    static = base.expand(B, T, 2, *HW).clone()
-    events = (torch.rand(B, T, 2, *HW, generator=g) < 0.5 * base + 0.1).float()
+    static = base.expand(B, T, 2, *hw).clone()
+    events = (torch.rand(B, T, 2, *hw, generator=g) < 0.5 * base + 0.1).float()
     return Batch(label=y, events=events, static=static)
 
 
@@ -157,7 +157,7 @@ def test_event_weights_are_one_minus_s() -> None:
 def test_concat_streams_equal_separate_without_bn() -> None:
     torch.manual_seed(3)
     model = FakeSNN(K, (2, *HW), bn=False)
-    sep = build_method(MethodConfig(name="tmkt"), model, T)
+    sep = build_method(MethodConfig(name="tmkt", two_stream="separate"), model, T)
     cat = build_method(MethodConfig(name="tmkt", two_stream="concat"), model, T)
     cat.aux.load_state_dict(sep.aux.state_dict())
     batch = _batch()
@@ -166,6 +166,56 @@ def test_concat_streams_equal_separate_without_bn() -> None:
     l1, _ = sep.loss(batch, 0.5)
     l2, _ = cat.loss(batch, 0.5)
     assert float(l1) == pytest.approx(float(l2), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tmkt", "sliding"])
+def test_concat_streams_keep_per_stream_bn(name: str) -> None:
+    """One interleaved batch with per-stream BN statistics gives separate passes' loss, terms,
+    gradients and running statistics (a real backbone with BN, float64)."""
+    from tmkt.models import build_model
+
+    def make(mode: str):
+        torch.manual_seed(4)
+        model = build_model("cnn_small", K, in_shape=(2, 8, 8), width=0.25).double()
+        m = build_method(MethodConfig(name=name, two_stream=mode), model, T).double().train()
+        m.generator.manual_seed(6)
+        return m
+
+    batch = _batch(1, (8, 8))
+    batch = Batch(label=batch.label, events=batch.events.double(), static=batch.static.double())
+    res = {}
+    for mode in ("separate", "concat"):
+        m = make(mode)
+        loss, terms = m.loss(batch, 0.6)
+        loss.backward()
+        grads = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
+        res[mode] = (loss.detach(), terms, grads, dict(m.model.named_buffers()))
+    (l1, t1, g1, b1), (l2, t2, g2, b2) = res["separate"], res["concat"]
+    torch.testing.assert_close(l2, l1, rtol=1e-10, atol=1e-12)
+    for k in t1:
+        torch.testing.assert_close(t2[k].double(), t1[k].double(), rtol=1e-9, atol=1e-12, msg=k)
+    assert g1.keys() == g2.keys()
+    for n in g1:
+        torch.testing.assert_close(g2[n], g1[n], rtol=1e-8, atol=1e-11, msg=n)
+    for n in b1:
+        torch.testing.assert_close(b2[n], b1[n], rtol=1e-12, atol=1e-12, msg=n)
+
+
+def test_two_stream_mode_choice() -> None:
+    """auto: separate on the CPU; concat refuses BN layers that pool the streams' statistics."""
+    from tmkt.models import build_model
+
+    real = build_model("cnn_small", K, in_shape=(2, 8, 8), width=0.25)
+    auto = build_method(MethodConfig(name="tmkt"), real, T)
+    assert MethodConfig().two_stream == "auto"
+    assert not auto.concat_streams(torch.device("cpu"))
+    assert auto.concat_streams(torch.device("cuda"))  # a device type only: nothing runs there
+    foreign = build_method(MethodConfig(name="tmkt"), FakeSNN(K, (2, *HW), bn=True), T)
+    assert not foreign.concat_streams(torch.device("cuda"))
+    cfg = MethodConfig(name="tmkt", two_stream="concat")
+    cat = build_method(cfg, FakeSNN(K, (2, *HW), bn=True), T)
+    with pytest.raises(ValueError, match=r"concat needs per-stream BN.*bn \(BatchNorm1d\)"):
+        cat.loss(_batch(), 0.5)
 
 
 def test_finetune_phases() -> None:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tmkt import allocator
+from tmkt.snn import stream_bn
 from tmkt.snn.conv import CONV_ALGOS, winograd_applies, winograd_conv2d
 from tmkt.snn.neuron import CONV_TIME_MODES, LIF, LIFConfig
 
@@ -196,9 +197,34 @@ class SeqBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         if x.dim() != 5:
             raise ValueError(f"SeqBatchNorm2d expects [T, B, C, H, W], got shape {tuple(x.shape)}")
+        if stream_bn.bn_groups() > 1:
+            return self._per_stream(x)
         if self.mode == "fold":
             return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         return torch.stack([super(SeqBatchNorm2d, self).forward(xt) for xt in x])
+
+    def _per_stream(self, x: Tensor) -> Tensor:
+        """BN with separate statistics per interleaved stream (see stream_bn); the running
+        statistics are updated as separate passes would, stream after stream."""
+        g = stream_bn.bn_groups()
+        weight = stream_bn.repeat_affine(self.weight, g)
+        bias = stream_bn.repeat_affine(self.bias, g)
+        stats = []
+
+        def bn2d(x4: Tensor) -> Tensor:
+            self._check_input_dim(x4)
+            training, rm, rv, momentum = stream_bn.running_args(self, g)
+            y = F.batch_norm(stream_bn.grouped_view(x4, g), rm, rv, weight, bias, training,
+                             momentum, self.eps)
+            stats.append((rm, rv))
+            return y.view_as(x4)
+
+        if self.mode == "fold":
+            y = bn2d(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        else:
+            y = torch.stack([bn2d(xt) for xt in x])
+        stream_bn.update_running(self, stats, g)
+        return y
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode}"

@@ -20,7 +20,7 @@ from tmkt.datasets.config import DataConfig
 
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-TWO_STREAM_MODES = ("separate", "concat")
+TWO_STREAM_MODES = ("auto", "separate", "concat")
 MRP_LOSSES = ("mse", "bce")
 MRP_OUTPUTS = ("linear", "sigmoid")
 SCHEDULES = ("power", "constant", "linear")
@@ -88,7 +88,10 @@ class MethodConfig:
     schedule_value: float = 0.5  # r_m for schedule "constant"
     cka_init: float = 1.0  # c_t initial value, s_t = sigmoid(c_t) [He]
     detach_step_weights: bool = False  # [ours] weights (1 - s_t) carry gradient as in He's code
-    two_stream: str = "separate"  # separate passes through shared BN [He] | concat (one batch)
+    # both streams through the shared SNN, BN statistics per stream [He]: separate passes, or
+    # concat (one interleaved batch); auto [ours]: concat on CUDA when every BN can split, else
+    # separate (measured: docs/benchmarks.md, Two-stream)
+    two_stream: str = "auto"
     finetune_static_epochs: int | None = None  # finetune: static-phase epochs (None: half)
 
 

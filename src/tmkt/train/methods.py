@@ -18,6 +18,8 @@ from torch import nn
 
 from tmkt.datasets.paired import expanded_over_time
 from tmkt.registry import Registry
+from tmkt.snn.layers import SeqBatchNorm2d
+from tmkt.snn.stream_bn import deinterleave, interleave, stream_batch_norm
 from tmkt.train.config import MethodConfig
 from tmkt.transfer import losses, tsm
 from tmkt.transfer.heads import MAGHead, MRPHead
@@ -61,6 +63,11 @@ def time_first(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).contiguous()
 
 
+def _at_least_float(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half/bf16 results of autocast (losses in full precision), float64 kept."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Top-1 accuracy of time-averaged logits `[T,B,K]` (a detached 0-d tensor)."""
     return (logits.detach().mean(0).argmax(-1) == y).float().mean()
@@ -102,7 +109,8 @@ class Method(nn.Module):
     def tet(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None):
         """TET loss with the configured lambda and phi."""
         return losses.tet_loss(
-            logits.float(), y, lam=self.cfg.tet_lambda, phi=self.cfg.tet_phi, step_weights=w
+            _at_least_float(logits), y, lam=self.cfg.tet_lambda, phi=self.cfg.tet_phi,
+            step_weights=w,
         )
 
     def loss(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
@@ -179,6 +187,7 @@ class TwoStreamMethod(Method):
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, T: int, epochs: int = 1) -> None:
         super().__init__(model, cfg, T, epochs)
+        self._foreign: tuple[nn.Module, list[str]] | None = None
         kw: dict[str, Any] = {}
         if cfg.schedule == "power":
             kw["k"] = cfg.schedule_k
@@ -199,13 +208,34 @@ class TwoStreamMethod(Method):
         return float(min(1.0, max(0.0, self.schedule(progress))))
 
     def streams(self, x_src: torch.Tensor, x_evt: torch.Tensor):
-        """Run both `[T,B,...]` streams: two passes (shared BN statistics per stream, as He et
-        al.) or one concatenated batch (`two_stream: concat`, BN sees both streams at once)."""
-        if self.cfg.two_stream == "concat":
-            out = self.model(torch.cat([x_src, x_evt], dim=1))
-            b = x_src.shape[1]
-            return _slice_batch(out, slice(None, b)), _slice_batch(out, slice(b, None))
+        """Run both `[T,B,...]` streams through the shared network, each normalised by its own
+        BN statistics (He et al.): as two passes, or as one batch with the streams interleaved
+        and per-stream statistics (`two_stream: concat`, see `tmkt.snn.stream_bn`)."""
+        if self.concat_streams(x_src.device):
+            with stream_batch_norm(2):
+                out = self.model(interleave(x_src, x_evt))
+            return _deinterleave(out, 0), _deinterleave(out, 1)
         return self.model(x_src), self.model(x_evt)
+
+    def concat_streams(self, device: torch.device) -> bool:
+        """Whether this step runs the streams as one batch: `concat`, or `auto` on CUDA (one
+        batch fills the GPU better; on the CPU two passes measured faster, docs/benchmarks.md)
+        when every BN layer can keep per-stream statistics."""
+        mode = self.cfg.two_stream
+        if mode == "separate":
+            return False
+        if self._foreign is None or self._foreign[0] is not self.model:
+            self._foreign = (self.model, foreign_batch_norms(self.model))
+        foreign = self._foreign[1]
+        if mode == "concat":
+            if foreign:
+                raise ValueError(
+                    "method.two_stream: concat needs per-stream BN statistics, which only "
+                    f"tmkt.snn.SeqBatchNorm2d keeps; the model has {', '.join(foreign)}. Use "
+                    "two_stream: separate (or auto)"
+                )
+            return True
+        return device.type == "cuda" and not foreign
 
     def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
         if batch.static is None or batch.events is None:
@@ -232,14 +262,14 @@ class TwoStreamMethod(Method):
         total = total + l_evt
         terms["l_evt"] = l_evt.detach()
         if self.use_mag:
-            mag_logits = self.aux["mag"](out_s.feat_pool.float())  # [T,B]
+            mag_logits = self.aux["mag"](_at_least_float(out_s.feat_pool))  # [T,B]
             l_mag = losses.mag_loss(mag_logits, mixed.mag_target)
             total = total + self.cfg.lambda_mag * l_mag
             pred = (mag_logits.detach() > 0).transpose(0, 1).float()
             terms["l_mag"] = l_mag.detach()
             terms["mag_err"] = (pred != mixed.mag_target).float().mean()
         if self.use_mrp:
-            score = self.aux["mrp"].logits(out_s.feat_pool.float())  # [B], before the sigmoid
+            score = self.aux["mrp"].logits(_at_least_float(out_s.feat_pool))  # [B], pre-sigmoid
             linear = self.cfg.mrp_loss == "mse" and self.cfg.mrp_output == "linear"
             rho = score if linear else torch.sigmoid(score)
             l_mrp = losses.mrp_loss(rho, mixed.mrp_target, self.cfg.mrp_loss)
@@ -253,13 +283,22 @@ class TwoStreamMethod(Method):
         return total, terms
 
 
-def _slice_batch(out: Any, sl: slice) -> Any:
-    """Slice every `[T,B,...]` field of a NetOutput (NamedTuple or dataclass) along B."""
+def _deinterleave(out: Any, stream: int) -> Any:
+    """One stream of every `[T,2B,...]` field of a NetOutput (NamedTuple or dataclass) whose
+    batch holds two interleaved streams."""
     if dataclasses.is_dataclass(out):
-        return dataclasses.replace(
-            out, **{f.name: getattr(out, f.name)[:, sl] for f in dataclasses.fields(out)}
-        )
-    return type(out)(*(t[:, sl] for t in out))
+        return dataclasses.replace(out, **{
+            f.name: deinterleave(getattr(out, f.name), 2, stream) for f in dataclasses.fields(out)
+        })
+    return type(out)(*(deinterleave(t, 2, stream) for t in out))
+
+
+def foreign_batch_norms(model: nn.Module) -> list[str]:
+    """Names of BN layers in `model` that cannot keep per-stream statistics (not SeqBatchNorm2d)."""
+    return [
+        f"{name or 'model'} ({type(m).__name__})" for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, SeqBatchNorm2d)
+    ]
 
 
 @METHODS.register("sliding")
