@@ -3,7 +3,8 @@
 Times a full step (method loss, backward, AdamW step) on synthetic batches for:
   dvs              single stream (the reference)
   tmkt/separate    two streams as two passes through the shared network (default, as He et al.)
-  tmkt/concat      two streams as one concatenated batch (BN statistics then span both)
+  tmkt/concat      two streams as one interleaved batch, BN statistics per stream (the same
+                   results as separate passes; `two_stream: auto` picks it on CUDA)
   sliding/separate He et al.'s baseline
 The static stream is one random picture per sample repeated over T, as the static encoder gives.
 Configurations are interleaved over repeats (alternating measurement); medians are reported.

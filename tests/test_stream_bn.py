@@ -34,7 +34,7 @@ def _run(model, a, b, concat: bool):
         ob = [deinterleave(t, 2, 1) for t in out]
     else:
         oa, ob = list(model(a)), list(model(b))
-    w = torch.arange(1, oa[0].shape[-1] + 1, dtype=torch.float64)
+    w = torch.arange(1, oa[0].shape[-1] + 1, dtype=oa[0].dtype, device=oa[0].device)
     loss = (oa[0] * w).sum() + (ob[1] * w).square().sum() + oa[2].pow(3).mean() + ob[2].sum()
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -109,3 +109,44 @@ def test_interleave_roundtrip_and_odd_batch() -> None:
     with pytest.raises(ValueError, match="positive integer"):
         with stream_batch_norm(0):
             pass
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["cnn_small", "resnet18"])
+def test_concat_equals_separate_on_cuda(name: str) -> None:
+    """cuDNN's BN over the grouped view (float32, TF32 off): outputs, gradients, running stats."""
+    a, b = (x.float().cuda() for x in _inputs(5))
+    torch.backends.cudnn.allow_tf32, old = False, torch.backends.cudnn.allow_tf32
+    try:
+        o1, g1, b1 = _run(_model(name).float().cuda(), a, b, concat=False)
+        o2, g2, b2 = _run(_model(name).float().cuda(), a, b, concat=True)
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+    for x, y in zip(o1, o2, strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-4)
+    for n in g1:
+        torch.testing.assert_close(g2[n], g1[n], rtol=1e-3, atol=1e-4, msg=n)
+    for n in b1:
+        torch.testing.assert_close(b2[n], b1[n], rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_compiled_model_follows_the_stream_context() -> None:
+    """torch.compile (dynamo tracing, eager backend) of a real backbone trains as eager does,
+    and does not bake the context in: the same compiled model keeps per-stream statistics inside
+    the block and plain BN outside it."""
+    a, b = (x.float() for x in _inputs(7))
+    ref, model = _model("cnn_small").float(), _model("cnn_small").float()
+    compiled = torch.compile(model, backend="eager")
+    x = interleave(a, b)
+    for grouped in (True, False, True):
+        ref.zero_grad(), model.zero_grad()
+        with stream_batch_norm(2 if grouped else 1):
+            want, got = ref(x), compiled(x)
+        for w, g in zip(want, got, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+        (want[1].square().sum() + want[2].sum()).backward()
+        (got[1].square().sum() + got[2].sum()).backward()
+        for (n, r), m in zip(ref.named_parameters(), model.parameters(), strict=True):
+            torch.testing.assert_close(m.grad, r.grad, rtol=1e-4, atol=1e-5, msg=n)
+    for (n, r), (_, m) in zip(ref.named_buffers(), model.named_buffers(), strict=True):
+        torch.testing.assert_close(m, r, rtol=1e-6, atol=1e-6, msg=n)

@@ -104,10 +104,13 @@ def _bn_view(y: Tensor, groups: int) -> Tensor:
     return yf if groups == 1 else stream_bn.grouped_view(yf, groups)
 
 
+@torch.compiler.disable
 def fused_bn_lif(
     bn: SeqBatchNorm2d, lif: LIF, y: Tensor, want_v: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """lif(bn(y)) in one autograd node, for a 'fold' BN and a multi-step LIF (see layers.bn_lif)."""
+    """lif(bn(y)) in one autograd node, for a 'fold' BN and a multi-step LIF (see layers.bn_lif).
+    torch.compile runs it eagerly (a graph break): its in-place kernels and BN's aten entry
+    points have no traceable form with dynamic shapes (dynamo failed on them)."""
     if not y.is_floating_point():
         raise ValueError(f"BN-LIF expects a floating tensor, got {y.dtype}")
     sg = build_surrogate(lif.cfg.surrogate, lif.cfg.alpha)
