@@ -148,14 +148,16 @@ class SeqAvgPool2x2(nn.Module):
 
     On CPU it adds four strided views in aten's order and writes the gradient with four strided
     copies: bit-identical to `F.avg_pool2d`, ~2-3x faster than its CPU kernels on spike maps
-    (docs/benchmarks.md); elsewhere (cuDNN) it calls `F.avg_pool2d`."""
+    (docs/benchmarks.md); elsewhere (cuDNN), and under torch.compile, it calls `F.avg_pool2d`
+    (dynamo on torch 2.11 traced the custom backward into wrong gradients; tested)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5:
             raise ValueError(f"SeqAvgPool2x2 expects [T, B, C, H, W], got shape {tuple(x.shape)}")
         if x.shape[-2] < 2 or x.shape[-1] < 2:
             raise ValueError(f"2x2 pooling needs frames of at least 2x2, got {tuple(x.shape)}")
-        if x.device.type != "cpu" or not x.is_floating_point():
+        if (x.device.type != "cpu" or not x.is_floating_point()
+                or torch.compiler.is_compiling()):
             return F.avg_pool2d(x.flatten(0, 1), 2).unflatten(0, x.shape[:2])
         return _AvgPool2x2.apply(x)
 
