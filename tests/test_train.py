@@ -50,6 +50,7 @@ def test_run_folder_has_everything(tmp_path: Path) -> None:
     assert results["test"]["n"] == 16 and set(results["test"]["per_class"]) == {
         "c0", "c1", "c2", "c3"}
     assert results["best_val_top1"] == pytest.approx(max(vals), abs=1e-6)
+    assert results["two_stream"] == "two passes"  # auto on the CPU
     # training worked: validation accuracy above chance (4 classes)
     assert max(vals) > 0.5
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]

@@ -495,6 +495,10 @@ class Trainer:
             "selection": f"validation split, train.select={self.cfg.train.select} "
                          "(test split never used for selection)",
         }
+        concat = getattr(self.method, "concat_streams", None)
+        if concat is not None:  # what method.two_stream (e.g. auto) resolved to on this device
+            results["two_stream"] = "one batch, BN per stream" if concat(self.device) \
+                else "two passes"
         tmp = self.out_dir / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(self.out_dir / "results.json")
