@@ -218,9 +218,9 @@ class TwoStreamMethod(Method):
         return self.model(x_src), self.model(x_evt)
 
     def concat_streams(self, device: torch.device) -> bool:
-        """Whether this step runs the streams as one batch: `concat`, or `auto` on CUDA (one
-        batch fills the GPU better; on the CPU two passes measured faster, docs/benchmarks.md)
-        when every BN layer can keep per-stream statistics."""
+        """Whether this step runs the streams as one batch: `concat`, or `auto` on CUDA when
+        every BN layer can keep per-stream statistics (measured faster there, and two passes
+        faster on the CPU: docs/benchmarks.md, Two-stream)."""
         mode = self.cfg.two_stream
         if mode == "separate":
             return False
