@@ -5,29 +5,45 @@ The one-process equality needs per-sample losses and no batch statistics: the `d
 is a mean over samples) on a model without BatchNorm. With BatchNorm (or CKA, which couples the
 samples of a batch) the ranks still agree with each other, but not with one process, because
 each rank normalises over its half of the batch (as in any DDP run without SyncBatchNorm).
+A third run trains tmkt on a real backbone with both streams as one batch (`two_stream:
+concat`, BN statistics per stream), and its ranks must agree too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.multiprocessing as mp
+from torch import nn
 from train_fakes import fake_data_fn, fake_model_fn
 
+from tmkt.models import build_model
 from tmkt.train.config import Config, apply_overrides
 from tmkt.train.loop import train
 
 BASE = {"data.T": 3, "optim.batch_size": 8, "optim.lr": 0.02, "optim.warmup_epochs": 0,
         "optim.epochs": 2, "train.progress": False, "train.device": "cpu",
         "train.tensorboard": False, "train.plots": False}
-RUNS = {"dvs_nobn": ("dvs", False), "tmkt_bn": ("tmkt", True)}
+def _real_model(model_cfg: Any, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """A real backbone (SeqBatchNorm2d, fused BN+LIF) for the one-batch two-stream run."""
+    return build_model("cnn_small", num_classes, in_shape=in_shape, width=0.25)
 
 
-def _cfg(method: str) -> Config:
-    return apply_overrides(Config(), {**BASE, "method.name": method})
+# tag -> (method, model factory, extra overrides)
+RUNS: dict[str, tuple[str, Any, dict[str, Any]]] = {
+    "dvs_nobn": ("dvs", fake_model_fn(False), {}),
+    "tmkt_bn": ("tmkt", fake_model_fn(True), {}),
+    "tmkt_concat": ("tmkt", _real_model, {"method.two_stream": "concat"}),  # BN per stream
+}
+
+
+def _cfg(method: str, **extra: Any) -> Config:
+    return apply_overrides(Config(), {**BASE, "method.name": method, **extra})
 
 
 def _free_port() -> int:
@@ -40,9 +56,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    for tag, (method, bn) in RUNS.items():
-        res = train(_cfg(method), out_dir=Path(out) / tag, data_fn=fake_data_fn,
-                    model_fn=fake_model_fn(bn))
+    for tag, (method, model_fn, extra) in RUNS.items():
+        res = train(_cfg(method, **extra), out_dir=Path(out) / tag, data_fn=fake_data_fn,
+                    model_fn=model_fn)
         torch.save(res.model_state, Path(out) / f"{tag}_rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
@@ -57,6 +73,8 @@ def test_ddp_two_cpu_ranks_match_each_other_and_one_process(tmp_path: Path) -> N
     # only rank 0 wrote the run folder
     assert (tmp_path / "dvs_nobn" / "last.pt").is_file()
     assert (tmp_path / "dvs_nobn" / "results.json").is_file()
+    concat = json.loads((tmp_path / "tmkt_concat" / "results.json").read_text())
+    assert concat["two_stream"] == "one batch, BN per stream"
 
     single = train(_cfg("dvs"), out_dir=tmp_path / "single", data_fn=fake_data_fn,
                    model_fn=fake_model_fn(False))
