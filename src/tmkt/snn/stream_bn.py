@@ -89,14 +89,14 @@ def update_running(
 ) -> None:
     """Apply the batch statistics of one or more grouped BN calls (in call order, e.g. the time
     steps of a per-step BN) to the running ones: all of stream 0's first, then stream 1's, as
-    `groups` separate passes would (momentum, or the cumulative average when it is None)."""
+    `groups` separate passes would (momentum, or the cumulative average when it is None).
+    Nothing to do unless the module tracks running statistics in training, where
+    `running_args` handed out the (mean, var) buffers collected in `stats`."""
     if not (bn.training and bn.track_running_stats):
         return
     c = bn.num_features
     for s in range(groups):
         for mean_g, var_g in stats:
-            if mean_g is None or var_g is None:
-                continue
             bn.num_batches_tracked.add_(1)
             m = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
             bn.running_mean.mul_(1.0 - m).add_(mean_g[s * c:(s + 1) * c], alpha=m)

@@ -187,7 +187,6 @@ class TwoStreamMethod(Method):
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, T: int, epochs: int = 1) -> None:
         super().__init__(model, cfg, T, epochs)
-        self._foreign: tuple[nn.Module, list[str]] | None = None
         kw: dict[str, Any] = {}
         if cfg.schedule == "power":
             kw["k"] = cfg.schedule_k
@@ -224,9 +223,7 @@ class TwoStreamMethod(Method):
         mode = self.cfg.two_stream
         if mode == "separate":
             return False
-        if self._foreign is None or self._foreign[0] is not self.model:
-            self._foreign = (self.model, foreign_batch_norms(self.model))
-        foreign = self._foreign[1]
+        foreign = foreign_batch_norms(self.model)  # a walk over the modules, small next to a step
         if mode == "concat":
             if foreign:
                 raise ValueError(
