@@ -1,7 +1,11 @@
-"""Events -> per-polarity count frames (T, 2, H, W), with area-summing downsampling.
+"""Events -> per-polarity count frames (T, 2, H, W), with exact area-sum downsampling.
 
-Channel 0 = OFF, channel 1 = ON. Resizing maps each event (or source pixel) to the target pixel
-``floor(x * W_out / W_in)``, so every event is counted exactly once: counts are conserved.
+Channel 0 = OFF, channel 1 = ON. Resizing spreads each source pixel's count over the target cells
+it overlaps, by overlap area: per axis, pixel [x, x + 1) covers [x W_out / W, (x + 1) W_out / W)
+in target coordinates and gives each cell the fraction of its length inside it (2-D weight: the
+product of the two). Counts are conserved and a uniform input gives a uniform output. At integer
+ratios every pixel lies in one cell (``floor(x * W_out / W)``) and frames hold exact integer
+counts; otherwise they are fractional, computed exactly (integer numerators, one division).
 
 Two implementations give identical frames: a compiled one-pass kernel (numba, used when it is
 installed; ``TMKT_NUMBA=0`` in the environment or ``use_numba(False)`` turns it off) and the
@@ -11,8 +15,10 @@ vectorised numpy one (the fallback, and the oracle the tests compare the kernel 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,30 +111,132 @@ def _out_of_range(events: np.ndarray, sensor: tuple[int, int]) -> ValueError:
     )
 
 
-def _maps(sensor: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column maps floor(y * H_out / H), floor(x * W_out / W) as intp lookup tables."""
+class _Axis(NamedTuple):
+    """Area weights of one axis: n_in source pixels onto n_out <= n_in cells.
+
+    A pixel lies in one cell (``floor(x * n_out / n_in)``) or straddles the boundary of cells c
+    and c + 1. Events are counted on a grid of n_out "whole" slots plus one slot per straddling
+    pixel; cell c then sums d * slot c and, from each straddler, its share times d.
+    """
+
+    to_grid: np.ndarray
+    """Source pixel -> grid slot (int64, read-only): its cell if whole, else n_out + rank."""
+    n_out: int
+    d: int
+    """Denominator of the shares: n_out / gcd(n_in, n_out) (1 at an integer ratio)."""
+    cells: np.ndarray
+    """Straddler s (slot n_out + s) -> the cell c whose boundary with c + 1 it straddles."""
+    first: np.ndarray
+    """Straddler s -> its share of cell c times d (int64, 1 .. d - 1; d - first in c + 1)."""
+
+    @property
+    def n_grid(self) -> int:
+        """Slots: n_out + the number of straddling pixels (n_out at an integer ratio)."""
+        return self.n_out + len(self.cells)
+
+
+@functools.lru_cache(maxsize=64)
+def _axis(n_in: int, n_out: int) -> _Axis:
+    """The ``_Axis`` of n_in pixels onto n_out cells (exact integer arithmetic, cached).
+
+    Pixel x covers [x n_out / n_in, (x + 1) n_out / n_in) in cell units; its share of its first
+    cell c = floor(x n_out / n_in), times d, is (min((c + 1) n_in, (x + 1) n_out) - x n_out) / g.
+    """
+    g = math.gcd(n_in, n_out)
+    d = n_out // g
+    x = np.arange(n_in, dtype=np.int64)
+    cell = x * n_out // n_in
+    first = np.minimum((cell + 1) * n_in - x * n_out, n_out) // g
+    straddle = first < d
+    to_grid = np.where(straddle, n_out + np.cumsum(straddle) - 1, cell)
+    ax = _Axis(to_grid, n_out, d, cell[straddle], first[straddle])
+    for a in (ax.to_grid, ax.cells, ax.first):
+        a.flags.writeable = False
+    return ax
+
+
+def _grid_matrix(ax: _Axis) -> np.ndarray:
+    """(n_out, n_grid) float64: the weight (times d) of each grid slot in each cell."""
+    dense = np.zeros((ax.n_out, ax.n_grid), dtype=np.float64)
+    dense[np.arange(ax.n_out), np.arange(ax.n_out)] = ax.d
+    slots = np.arange(ax.n_out, ax.n_grid)
+    dense[ax.cells, slots] = ax.first
+    dense[ax.cells + 1, slots] = ax.d - ax.first
+    return dense
+
+
+def _area_matrix(n_in: int, n_out: int) -> tuple[np.ndarray, int]:
+    """(n_out, n_in) float64 overlap shares times d, and d: cell c gets sum_x A[c, x] / d."""
+    ax = _axis(n_in, n_out)
+    return _grid_matrix(ax)[:, ax.to_grid], ax.d
+
+
+class _Plan(NamedTuple):
+    """How events of one sensor are counted into frames of one size."""
+
+    out: tuple[int, int]
+    """Output (H, W)."""
+    grid: tuple[int, int]
+    """(H, W) of the grid events are counted on: the output where ``exact``."""
+    rows: np.ndarray
+    """Source row -> grid row (int64, read-only)."""
+    cols: np.ndarray
+    """Source column -> grid column (int64, read-only)."""
+    resize: bool
+    """Whether the grid differs from the sensor (the maps are not the identity)."""
+    exact: bool
+    """Integer ratios: the grid is the output, counts are exact integers."""
+    y: _Axis
+    x: _Axis
+
+    @property
+    def denom(self) -> int:
+        """What the weighted grid sums are divided by: d_y * d_x."""
+        return self.y.d * self.x.d
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(sensor: tuple[int, int], out_hw: tuple[int, int]) -> _Plan:
+    """The ``_Plan`` of a (width, height) sensor and an (H, W) output, made once per pair."""
     width, height = sensor
-    h_out, w_out = out_hw
-    rows = np.arange(height, dtype=np.intp) * h_out // height
-    cols = np.arange(width, dtype=np.intp) * w_out // width
-    return rows, cols
+    y, x = _axis(height, out_hw[0]), _axis(width, out_hw[1])
+    grid = (y.n_grid, x.n_grid)
+    return _Plan(out_hw, grid, y.to_grid, x.to_grid, grid != (height, width), grid == out_hw, y, x)
+
+
+def _reduce(counts: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Grid counts (..., *plan.grid) -> float32 frames (..., *plan.out): exact numerator sums
+    (float64 matrix products of integers), then one division by ``plan.denom``, rounded once."""
+    sums = _weighted_sum(_grid_matrix(plan.y), counts, _grid_matrix(plan.x))
+    sums /= float(plan.denom)
+    return sums.astype(np.float32)
+
+
+def _weighted_sum(ay: np.ndarray, frames: np.ndarray, ax: np.ndarray) -> np.ndarray:
+    """``ay @ frames @ ax.T`` over the last two axes in float64, as one 2-D and one 3-D product
+    (numpy's matmul of a 2-D matrix with a 4-D stack runs ~40x slower)."""
+    *lead, height, width = frames.shape
+    rows = frames.reshape(-1, width).astype(np.float64, copy=False) @ ax.T
+    sums = ay @ rows.reshape(-1, height, ax.shape[0])
+    return sums.reshape(*lead, ay.shape[0], ax.shape[0])
 
 
 def _pixel_index(
     events: np.ndarray,
     sensor: tuple[int, int],
-    out_hw: tuple[int, int],
+    plan: _Plan,
     check: bool = True,
     fields: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Flat (polarity, y, x) index ((p * H_out + y') * W_out + x') of every event in one
-    (2, H_out, W_out) frame; ``check``: refuse events outside the sensor or p not in {0, 1}.
+    """Flat (polarity, y, x) index ((p * H_g + y') * W_g + x') of every event in one
+    (2, H_g, W_g) plane pair of the counting grid ``plan.grid``; ``check``: refuse events outside
+    the sensor or p not in {0, 1}.
 
     ``fields``: x, y, p already as contiguous intp arrays (modified in place), else each field
     of ``events`` is converted once. Bounds are checked on the contiguous arrays.
     """
     width, height = sensor
-    h_out, w_out = out_hw
+    h_grid, w_grid = plan.grid
     if fields is None:
         fields = tuple(events[f].astype(np.intp) for f in ("x", "y", "p"))
     x, y, p = fields
@@ -140,13 +248,12 @@ def _pixel_index(
             bad = p.min() < 0
         if bad:
             raise _out_of_range(events, sensor)
-    if (h_out, w_out) != (height, width):
-        rows, cols = _maps(sensor, out_hw)
-        y = rows[y]
-        x = cols[x]
-    p *= h_out
+    if plan.resize:
+        y = plan.rows[y]
+        x = plan.cols[x]
+    p *= h_grid
     p += y
-    p *= w_out
+    p *= w_grid
     p += x
     return p
 
@@ -211,17 +318,23 @@ def numba_available() -> bool:
     return _kernel() is not None
 
 
-def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, plane_hw, out):
-    """Kernel source (compiled by numba): add one per event to its (bin, p, y', x') cell.
+def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_grid, plane_grid, out,
+                     mid, take_y, weight_y, x_cells, x_first, x_next, d_x, denom):
+    """Kernel source (compiled by numba): count each event in its (bin, p, y', x') grid cell.
 
-    ``ev``: the structured events (records read in place, any integer field types); ``out``:
-    flat (T * 2 * H_out * W_out), every cell written (need not be zeroed); ``rows`` /
-    ``cols``: the ``_maps`` tables (if ``resize``).
+    ``ev``: the structured events (records read in place, any integer field types); ``rows`` /
+    ``cols``: the ``_Plan`` maps onto the counting grid (if ``resize``), ``w_grid`` wide with
+    ``plane_grid`` cells per polarity. ``mid`` empty (integer ratios): counts go straight into
+    ``out``, flat (T * 2 * plane_grid). Else they go into ``mid`` (2 * plane_grid; all T bins'
+    planes for unsorted times), whose planes are then summed into the float32 ``out``
+    (T * 2 * H * W) with the ``_kernel_tables`` weights, in ``mid``'s dtype: every partial sum
+    is an integer that dtype holds exactly, divided once by ``denom`` (rounded once).
+    Every cell of ``out`` is written.
     One pass takes the ranges of x, y, p and t and checks that t is sorted; the bins are those
     of the numpy path: by count, event j is in bin i iff j >= ceil(i * n / T); by time, iff
     t_j >= t_min + ceil(i * span / T) (the last bin closed; span 0: all in bin 0). Sorted
-    events are counted bin by bin (bin ends by bisection) straight into that bin's planes of
-    ``out``, zeroed just before (so they are in cache); unsorted ones by a search per event.
+    events are counted bin by bin (bin ends by bisection) into that bin's planes, zeroed just
+    before (so they are in cache); unsorted ones by a search per event.
     Returns 0; 1 (nothing counted) for an event outside the sensor or p not 0/1; 2 (nothing
     counted) for a time span so long that i * span could overflow int64.
     """
@@ -273,14 +386,15 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
                     continue
                 lo, hi = 0, n  # first j with ev[j].t >= thr[i]
                 while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if np.int64(ev[mid].t) < thr[i]:
-                        lo = mid + 1
+                    mid_j = (lo + hi) >> 1
+                    if np.int64(ev[mid_j].t) < thr[i]:
+                        lo = mid_j + 1
                     else:
-                        hi = mid
+                        hi = mid_j
                 stops[i] = lo
-    if sorted_t:  # bin by bin: zero the bin's planes (they stay in cache), then count into them
-        plane = 2 * plane_hw
+    plane = 2 * plane_grid
+    reduce = mid.shape[0] > 0
+    if not reduce and sorted_t:  # bin by bin: zero the bin's planes, then count into them
         j = 0
         for b in range(T):
             stop = stops[b]
@@ -288,27 +402,82 @@ def _count_events_py(ev, T, by_count, width, height, rows, cols, resize, w_out, 
             out[base : base + plane] = 0
             if resize:
                 while j < stop:
-                    out[base + np.int64(ev[j].p) * plane_hw + rows[np.int64(ev[j].y)] * w_out
+                    out[base + np.int64(ev[j].p) * plane_grid + rows[np.int64(ev[j].y)] * w_grid
                         + cols[np.int64(ev[j].x)]] += 1
                     j += 1
             else:
                 while j < stop:
-                    out[base + np.int64(ev[j].p) * plane_hw + np.int64(ev[j].y) * w_out
+                    out[base + np.int64(ev[j].p) * plane_grid + np.int64(ev[j].y) * w_grid
                         + np.int64(ev[j].x)] += 1
                     j += 1
         return 0
-    out[:] = 0
-    for j in range(n):  # unsorted timestamps: search each event's bin
-        v = np.int64(ev[j].t)
-        b = 0
-        while b < nthr and v >= thr[b]:
-            b += 1
-        yi = np.int64(ev[j].y)
-        xi = np.int64(ev[j].x)
-        if resize:
-            yi = rows[yi]
-            xi = cols[xi]
-        out[(2 * b + np.int64(ev[j].p)) * plane_hw + yi * w_out + xi] += 1
+    if not reduce:
+        out[:] = 0
+        for j in range(n):  # unsorted timestamps: search each event's bin
+            v = np.int64(ev[j].t)
+            b = 0
+            while b < nthr and v >= thr[b]:
+                b += 1
+            yi = np.int64(ev[j].y)
+            xi = np.int64(ev[j].x)
+            if resize:
+                yi = rows[yi]
+                xi = cols[xi]
+            out[(2 * b + np.int64(ev[j].p)) * plane_grid + yi * w_grid + xi] += 1
+        return 0
+    # fractional ratios: count on the grid, then sum its planes into out's
+    if not sorted_t:  # every bin's planes are needed at once
+        mid = np.zeros(T * plane, mid.dtype)
+        for j in range(n):
+            v = np.int64(ev[j].t)
+            b = 0
+            while b < nthr and v >= thr[b]:
+                b += 1
+            mid[(2 * b + np.int64(ev[j].p)) * plane_grid + rows[np.int64(ev[j].y)] * w_grid
+                + cols[np.int64(ev[j].x)]] += 1
+    h_out = take_y.shape[1]
+    n_strad = x_cells.shape[0]
+    w_out = w_grid - n_strad
+    plane_out = h_out * w_out
+    row = np.empty(w_grid, mid.dtype)
+    left = np.zeros(w_out, mid.dtype)  # left[c]: share of the straddler left of cell c, else 0
+    right = np.zeros(w_out, mid.dtype)  # right[c]: that of the straddler right of c, else 0
+    j = 0
+    for b in range(T):
+        m_base = b * plane
+        if sorted_t:
+            m_base = 0
+            stop = stops[b]
+            mid[:plane] = 0
+            while j < stop:
+                mid[np.int64(ev[j].p) * plane_grid + rows[np.int64(ev[j].y)] * w_grid
+                    + cols[np.int64(ev[j].x)]] += 1
+                j += 1
+        for p in range(2):
+            m0 = m_base + p * plane_grid
+            o0 = (2 * b + p) * plane_out
+            for r in range(h_out):  # rows: the grid rows of output row r, weighted, summed
+                a = m0 + take_y[0, r] * w_grid
+                g_own = mid[a : a + w_grid]
+                a = m0 + take_y[1, r] * w_grid
+                g_up = mid[a : a + w_grid]
+                a = m0 + take_y[2, r] * w_grid
+                g_down = mid[a : a + w_grid]
+                k_own, k_up, k_down = weight_y[0, r], weight_y[1, r], weight_y[2, r]
+                for c in range(w_grid):
+                    row[c] = k_own * g_own[c] + k_up * g_up[c] + k_down * g_down[c]
+                dst = out[o0 + r * w_out : o0 + (r + 1) * w_out]
+                if n_strad == 0:  # integer ratio along x
+                    for c in range(w_out):
+                        dst[c] = row[c] / denom
+                    continue
+                for s in range(n_strad):  # columns: plain stores, no dependency chains
+                    v = row[w_out + s]
+                    c = x_cells[s]
+                    right[c] = x_first[s] * v
+                    left[c + 1] = x_next[s] * v
+                for c in range(w_out):
+                    dst[c] = (d_x * row[c] + left[c] + right[c]) / denom
     return 0
 
 
@@ -356,33 +525,58 @@ def _kernel_dtype(dt: np.dtype) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _maps_cached(sensor: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """``_maps`` as read-only int64 tables, made once per (sensor, size)."""
-    maps = tuple(m.astype(np.int64) for m in _maps(sensor, out_hw))
-    for m in maps:
-        m.flags.writeable = False
-    return maps
+def _kernel_tables(sensor: tuple[int, int], out_hw: tuple[int, int], dtype: type) -> tuple:
+    """The kernel's weight arguments for ``_plan(sensor, out_hw)`` (read-only), arithmetic in
+    ``dtype`` (made once per plan and dtype).
+
+    Rows: output row r sums grid rows take[0, r] (own), take[1, r] (straddler above),
+    take[2, r] (straddler below) with weights weight[:, r] (0 where there is none). Columns:
+    each straddler's cell, its shares of that cell and the next; then d_x and the denominator.
+    """
+    plan = _plan(sensor, out_hw)
+    y, x = plan.y, plan.x
+    take = np.repeat(np.arange(y.n_out, dtype=np.int64)[None], 3, axis=0)
+    weight = np.zeros((3, y.n_out), dtype=dtype)
+    weight[0] = y.d
+    slots = np.arange(y.n_out, y.n_grid)
+    take[1, y.cells + 1], weight[1, y.cells + 1] = slots, y.d - y.first
+    take[2, y.cells], weight[2, y.cells] = slots, y.first
+    tables = (take, weight, x.cells, x.first.astype(dtype), (x.d - x.first).astype(dtype))
+    for a in tables:
+        a.flags.writeable = False
+    return (*tables, dtype(x.d), dtype(plan.denom))
+
+
+_NO_TABLES = _kernel_tables((1, 1), (1, 1), np.float32)
+"""Weight arguments of exact plans (unused by the kernel)."""
+_NO_MID = np.zeros(0, dtype=np.float32)
+"""``mid`` of exact plans: empty, never written."""
 
 
 def _count_kernel(
     kernel,
     events: np.ndarray,
     sensor: tuple[int, int],
-    out_hw: tuple[int, int],
+    plan: _Plan,
     T: int,
     by_count: bool,
     out: np.ndarray,
 ) -> bool:
-    """Count ``events`` (non-empty) into the flat, zeroed ``out`` with the kernel.
+    """Count ``events`` (non-empty) into the flat ``out`` with the kernel (every cell written):
+    exact counts (float32 or int64) where ``plan.exact``, else float32 area sums.
 
     False (nothing counted) where the kernel cannot: a time span that could overflow.
     """
     width, height = sensor
-    h_out, w_out = out_hw
-    rows, cols = _maps_cached(sensor, out_hw)
-    resize = out_hw != (height, width)
-    status = kernel(events, T, by_count, width, height, rows, cols, resize, w_out,
-                    h_out * w_out, out)
+    h_grid, w_grid = plan.grid
+    plane_grid = h_grid * w_grid
+    if plan.exact:
+        mid, tables = _NO_MID, _NO_TABLES
+    else:  # every weighted sum is an integer <= n * denom: exact in float32 below 2**24
+        dtype = np.float32 if len(events) * plan.denom < _FLOAT_EXACT else np.float64
+        mid, tables = np.empty(2 * plane_grid, dtype), _kernel_tables(sensor, plan.out, dtype)
+    status = kernel(events, T, by_count, width, height, plan.rows, plan.cols, plan.resize,
+                    w_grid, plane_grid, out, mid, *tables)
     if status == _KERNEL_RANGE:
         raise _out_of_range(events, sensor)
     return status == _KERNEL_OK
@@ -414,57 +608,74 @@ def events_to_frames(
     n = len(events)
     if n == 0:
         return np.zeros((T, 2, h_out, w_out), dtype=np.float32)
-    sensor, out_hw = (width, height), (h_out, w_out)
+    sensor = (width, height)
+    plan = _plan(sensor, (h_out, w_out))
     if validate:
         _check_fields(events)
-    plane = 2 * h_out * w_out
     kernel = _kernel()
     if kernel is not None and _kernel_ok(events):
-        counts = np.empty(T * plane, dtype=np.float32 if n < _FLOAT_EXACT else np.int64)
-        if _count_kernel(kernel, events, sensor, out_hw, T, binning == "count", counts):
+        exact_f32 = n < _FLOAT_EXACT or not plan.exact
+        counts = np.empty(T * 2 * h_out * w_out, dtype=np.float32 if exact_f32 else np.int64)
+        if _count_kernel(kernel, events, sensor, plan, T, binning == "count", counts):
             frames = counts.reshape(T, 2, h_out, w_out)
             return _normalise(frames.astype(np.float32, copy=False), norm, clip_max)
+    counts = _grid_counts(events, sensor, plan, T, binning, validate)
+    frames = counts.astype(np.float32, copy=False) if plan.exact else _reduce(counts, plan)
+    return _normalise(frames, norm, clip_max)
+
+
+def _grid_counts(
+    events: np.ndarray,
+    sensor: tuple[int, int],
+    plan: _Plan,
+    T: int,
+    binning: str,
+    validate: bool,
+) -> np.ndarray:
+    """Exact counts (T, 2, *plan.grid) of non-empty ``events`` on the counting grid (numpy
+    path): float32 for small recordings, int64 for large ones (exact at any size)."""
+    n = len(events)
+    h_grid, w_grid = plan.grid
+    plane = 2 * h_grid * w_grid
     if binning == "count":
         edges = _count_edges(n, T)
     else:
         edges = _time_edges(np.ascontiguousarray(events["t"]), T)
     if edges is None:  # unsorted timestamps: bin every event arithmetically
-        return _frames_unsorted(events, sensor, out_hw, T, norm, clip_max, validate)
+        return _counts_unsorted(events, sensor, plan, T, validate)
     if n < _PER_BIN_MIN_EVENTS:
-        idx = _pixel_index(events, sensor, out_hw, validate)
+        idx = _pixel_index(events, sensor, plan, validate)
         idx += np.repeat(np.arange(0, T * plane, plane, dtype=np.intp), np.diff(edges))
         counts = np.zeros(T * plane, dtype=np.float32)
         _count_into(counts, idx)
-        return _normalise(counts.reshape(T, 2, h_out, w_out), norm, clip_max)
+        return counts.reshape(T, 2, h_grid, w_grid)
     counts = np.zeros((T, plane), dtype=np.int64)
     for i in range(T):
         for start in range(int(edges[i]), int(edges[i + 1]), _CHUNK):
             chunk = events[start : min(start + _CHUNK, int(edges[i + 1]))]
-            idx = _pixel_index(chunk, sensor, out_hw, validate)
+            idx = _pixel_index(chunk, sensor, plan, validate)
             counts[i] += np.bincount(idx, minlength=plane)
-    frames = counts.astype(np.float32).reshape(T, 2, h_out, w_out)
-    return _normalise(frames, norm, clip_max)
+    return counts.reshape(T, 2, h_grid, w_grid)
 
 
-def _frames_unsorted(
+def _counts_unsorted(
     events: np.ndarray,
     sensor: tuple[int, int],
-    out_hw: tuple[int, int],
+    plan: _Plan,
     T: int,
-    norm: str,
-    clip_max: float,
     validate: bool = True,
 ) -> np.ndarray:
-    """Time-binned frames of events whose timestamps are not sorted (chunked, arithmetic bins)."""
-    h_out, w_out = out_hw
-    plane = 2 * h_out * w_out
+    """Time-binned int64 grid counts of events whose timestamps are not sorted (chunked,
+    arithmetic bins)."""
+    h_grid, w_grid = plan.grid
+    plane = 2 * h_grid * w_grid
     t = events["t"]
     t0 = int(t.min())
     span = int(t.max()) - t0
     counts = np.zeros(T * plane, dtype=np.int64)
     for start in range(0, len(events), _CHUNK):
         chunk = events[start : start + _CHUNK]
-        idx = _pixel_index(chunk, sensor, out_hw, validate)
+        idx = _pixel_index(chunk, sensor, plan, validate)
         if span > 0:
             b = chunk["t"].astype(np.int64)
             b -= t0
@@ -474,8 +685,7 @@ def _frames_unsorted(
             b *= plane
             idx += b
         counts += np.bincount(idx, minlength=T * plane)
-    frames = counts.astype(np.float32).reshape(T, 2, h_out, w_out)
-    return _normalise(frames, norm, clip_max)
+    return counts.reshape(T, 2, h_grid, w_grid)
 
 
 def events_to_frames_many(
@@ -493,11 +703,13 @@ def events_to_frames_many(
     """Frames of many recordings at once: float32 (N, T, 2, H, W), row r equal to
     ``events_to_frames(recordings[r], ...)``.
 
-    Recordings sharing one dtype are concatenated (in groups of at most ``_MANY_EVENTS``
-    events and ``_MANY_BINS`` output bins) and counted with a handful of vectorised calls:
+    With numba: one kernel call per recording, straight into its row. Without: recordings
+    sharing one dtype are concatenated (in groups of at most ``_MANY_EVENTS`` events and
+    ``_MANY_BINS`` counting-grid bins) and counted with a handful of vectorised calls:
     per-recording bin edges from one ``np.searchsorted``, one flat index
-    ``((r * T + bin) * 2 + p) * H * W + y * W + x`` and one ``np.add.at``. ``out``: a
-    C-contiguous float32 array of that shape to fill (zeroed first) instead of a new one.
+    ``((r * T + bin) * 2 + p) * H_g * W_g + y' * W_g + x'`` and one ``np.add.at`` (then, at
+    non-integer ratios, the area sums of the group). ``out``: a C-contiguous float32 array of
+    that shape to fill (zeroed first) instead of a new one.
     """
     T = _check_args(T, binning, norm)
     width, height = (int(v) for v in sensor_size)
@@ -515,10 +727,11 @@ def events_to_frames_many(
         if kernel is None:
             out[...] = 0
     kw = dict(size=(h_out, w_out), binning=binning, validate=validate)
-    per_rec = T * 2 * h_out * w_out
+    sensor = (width, height)
+    plan = _plan(sensor, (h_out, w_out))
     if kernel is not None:  # one kernel call per recording, straight into its row
-        flat = out.reshape(len(recordings), per_rec)
-        sensor, by_count = (width, height), binning == "count"
+        flat = out.reshape(len(recordings), T * 2 * h_out * w_out)
+        by_count = binning == "count"
         for r, ev in enumerate(recordings):
             if len(ev) == 0:
                 flat[r] = 0
@@ -526,12 +739,13 @@ def events_to_frames_many(
             if validate:
                 _check_fields(ev)
             if not (
-                len(ev) < _FLOAT_EXACT
+                (len(ev) < _FLOAT_EXACT or not plan.exact)
                 and _kernel_ok(ev)
-                and _count_kernel(kernel, ev, sensor, (h_out, w_out), T, by_count, flat[r])
+                and _count_kernel(kernel, ev, sensor, plan, T, by_count, flat[r])
             ):
                 out[r] = events_to_frames(ev, sensor, T, **kw)
         return _normalise(out, norm, clip_max)
+    per_rec = T * 2 * plan.grid[0] * plan.grid[1]  # cells counted per recording
     group: list[int] = []
     n_group = 0
     dtype = None
@@ -544,38 +758,60 @@ def events_to_frames_many(
             or (len(group) + 1) * per_rec > _MANY_BINS
             or (ev.dtype is not dtype and ev.dtype != dtype)
         ):
-            _count_many(recordings, group, out, (width, height), T, binning, validate)
+            _count_group(recordings, group, out, sensor, plan, T, binning, validate)
             group, n_group = [], 0
         if alone:  # one large recording: the single-recording path bounds its own memory
-            out[r] = events_to_frames(ev, (width, height), T, **kw)
+            out[r] = events_to_frames(ev, sensor, T, **kw)
             continue
         if not group:
             dtype = ev.dtype
         group.append(r)
         n_group += n
     if group:
-        _count_many(recordings, group, out, (width, height), T, binning, validate)
+        _count_group(recordings, group, out, sensor, plan, T, binning, validate)
     return _normalise(out, norm, clip_max)
+
+
+def _count_group(
+    recordings: Sequence[np.ndarray],
+    group: list[int],
+    out: np.ndarray,
+    sensor: tuple[int, int],
+    plan: _Plan,
+    T: int,
+    binning: str,
+    validate: bool,
+) -> None:
+    """Frames of ``recordings[group]`` (consecutive rows, one dtype) into the zeroed rows of
+    ``out``: counted straight into them (integer ratios) or on the grid, then summed."""
+    rows = out[group[0] : group[-1] + 1]
+    if plan.exact:
+        _count_many(recordings, group, rows, sensor, plan, T, binning, validate)
+        return
+    grid = np.zeros((len(group), T, 2, *plan.grid), dtype=np.float32)
+    _count_many(recordings, group, grid, sensor, plan, T, binning, validate)
+    rows[...] = _reduce(grid, plan)
 
 
 def _count_many(
     recordings: Sequence[np.ndarray],
     group: list[int],
-    out: np.ndarray,
+    dest: np.ndarray,
     sensor: tuple[int, int],
+    plan: _Plan,
     T: int,
     binning: str,
     validate: bool,
 ) -> None:
-    """Write the counts of ``recordings[group]`` (one dtype) into the matching rows of ``out``.
+    """Add the grid counts of ``recordings[group]`` (one dtype, fewer than 2**24 events each)
+    to the zeroed float32 ``dest`` (len(group), T, 2, *plan.grid).
 
     Each field is concatenated once (cast to intp / int64 on the way). Each recording's bins
     are a contiguous run of its events (sorted timestamps or count bins), found for all
     recordings with one ``np.searchsorted`` on a key that stacks the recordings in time;
-    unsorted recordings fall back to ``events_to_frames``.
+    unsorted recordings are counted one at a time.
     """
-    h_out, w_out = out.shape[-2:]
-    plane = 2 * h_out * w_out
+    plane = 2 * plan.grid[0] * plan.grid[1]
     parts = [recordings[r] for r in group]
     lens = np.array([len(ev) for ev in parts], dtype=np.int64)
     n = int(lens.sum())
@@ -589,7 +825,7 @@ def _count_many(
         for f in ("x", "y", "p")
     )
     try:
-        idx = _pixel_index(first, sensor, (h_out, w_out), validate, fields)
+        idx = _pixel_index(first, sensor, plan, validate, fields)
     except ValueError:  # report the ranges of the whole group
         raise _out_of_range(np.concatenate(parts), sensor) from None
     ends = np.cumsum(lens)
@@ -610,10 +846,9 @@ def _count_many(
             or (starts[np.minimum(at, len(group) - 1)] != drops).any()
             or step > (1 << 62) // max(T, len(group) + 1)
         ):  # unsorted recordings, or a key that could overflow: one at a time
-            for k, r in enumerate(group):
-                out[r] = events_to_frames(
-                    parts[k], sensor, T, size=(h_out, w_out), validate=False
-                )
+            for k, ev in enumerate(parts):
+                if len(ev):
+                    dest[k] = _grid_counts(ev, sensor, plan, T, "time", False)
             return
         base = np.arange(len(group), dtype=np.int64) * step
         t -= np.repeat(t0 - base, lens)  # recording r at [r * step, r * step + span_r]
@@ -626,8 +861,7 @@ def _count_many(
         edges[:, 1:] = np.searchsorted(t, thr.ravel()).reshape(len(group), T - 1)
     sizes = np.diff(edges.ravel(), append=n)
     idx += np.repeat(np.arange(0, len(group) * T * plane, plane, dtype=np.intp), sizes)
-    rows = out[group[0] : group[-1] + 1]
-    _count_into(rows.reshape(-1), idx)
+    _count_into(dest.reshape(-1), idx)
 
 
 def _group_starts(n_in: int, n_out: int) -> np.ndarray:
@@ -637,20 +871,26 @@ def _group_starts(n_in: int, n_out: int) -> np.ndarray:
 
 
 def downsample_sum(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Sum count frames (..., H, W) over areas down to ``size`` (H, W); totals are conserved.
+    """Sum frames (..., H, W) over areas down to ``size`` (H, W); totals are conserved.
 
-    Source pixel (i, j) goes to target (floor(i H_out / H), floor(j W_out / W)), the same map
-    ``events_to_frames`` applies to events, so both routes give identical frames.
+    The same area weights ``events_to_frames`` applies to events, so count frames give
+    identical results either way. Integer ratios: block sums in the input dtype; others:
+    float64 sums of the weighted pixels, returned as float64 for float64 input, else float32.
     """
     frames = np.asarray(frames)
     if frames.ndim < 2:
         raise ValueError(f"frames must have at least 2 dimensions (..., H, W); got {frames.shape}")
     height, width = frames.shape[-2:]
     h_out, w_out = frame_size(size, (width, height))
+    if height % h_out or width % w_out:  # a pixel straddles cells: weighted sums
+        ay, dy = _area_matrix(height, h_out)
+        ax, dx = _area_matrix(width, w_out)
+        sums = _weighted_sum(ay, frames, ax)
+        sums /= float(dy * dx)
+        return sums.astype(np.float64 if frames.dtype == np.float64 else np.float32)
     out = frames
     if w_out != width:
         out = np.add.reduceat(out, _group_starts(width, w_out), axis=-1)
     if h_out != height:
         out = np.add.reduceat(out, _group_starts(height, h_out), axis=-2)
     return out if out is not frames else frames.copy()
-
