@@ -530,7 +530,10 @@ def _crossings(la, lb, ref, until, up, thr, t0: float, t1: float, refr: float):
     if refr == 0:  # no refractory: exactly one event per threshold crossed
         m = np.maximum(1, np.floor(np.abs(lb - ref) / thr).astype(np.int64))
         period = np.where(np.isfinite(tau), tau, 0.0)
-    t_last = np.where(m > 1, t_first + (m - 1) * period, t_first)
+    # a pixel with one event may have an infinite period (no motion): keep inf out of the
+    # products (0 * inf is NaN); where m > 1 the period is finite and the values are unchanged
+    period = np.where(m > 1, period, 0.0)
+    t_last = t_first + (m - 1) * period
     new_until = t_last + refr
     if refr == 0:
         new_ref = ref + sgn * thr * m
@@ -539,7 +542,7 @@ def _crossings(la, lb, ref, until, up, thr, t0: float, t1: float, refr: float):
         new_ref = np.where(new_until >= t1, lb, la + (at - t0) * slope)
     reps = np.repeat(np.arange(len(m)), m)
     j = np.arange(len(reps)) - np.repeat(np.cumsum(m) - m, m)
-    t_ev = t_first[reps] + np.where(j > 0, j * period[reps], 0.0)
+    t_ev = t_first[reps] + j * period[reps]
     return t_ev, m, (new_ref, new_until)
 
 
