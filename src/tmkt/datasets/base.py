@@ -38,6 +38,8 @@ class Sources:
     - `load_static(item) -> uint8 image, (H, W) gray or (H, W, 3) RGB`.
     - `sensor_size`: (W, H) shared by all recordings, or None when it varies.
     - `index_error`: why `pairing="index"` is unavailable, or None when keys give it.
+    - `static_error`: why there are no static pictures (e.g. MNIST is not there), or None; the
+      events alone still serve the event-only method and evaluation.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Sources:
     load_static: Callable[[Item], np.ndarray]
     sensor_size: tuple[int, int] | None
     index_error: str | None = None
+    static_error: str | None = None
 
 
 def require_dir(path: Path, what: str, layout: str, dataset: str | None) -> Path:

@@ -48,7 +48,14 @@ def nmnist(cfg: DataConfig) -> Sources:
     top = root if (root / "Train").is_dir() else root / "N-MNIST"
     top = find_dir(top, [""], "N-MNIST folder", LAYOUT, "nmnist")
     events = nmnist_items(top)
-    raw = find_dir(cfg.static_root_path, ["MNIST/raw", "raw"], "MNIST raw folder", LAYOUT, "mnist")
+    try:
+        raw = find_dir(cfg.static_root_path, ["MNIST/raw", "raw"], "MNIST raw folder", LAYOUT,
+                       "mnist")
+    except DatasetError as e:  # events only: the dvs method and `tmkt eval` need no MNIST
+        from tmkt.datasets.checks import MissingStatic
+
+        return Sources("nmnist", events, [], load_recording, MissingStatic(str(e)), SENSOR_SIZE,
+                       index_error=str(e), static_error=str(e))
     images = MnistImages(raw)
     static, unknown = images.items()
     index_error = None

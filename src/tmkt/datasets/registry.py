@@ -48,9 +48,19 @@ def get_factory(name: str) -> DatasetFactory:
         except ModuleNotFoundError as e:
             if e.name != module:
                 raise
+    if name not in DATASETS:  # list every built-in family, also those registered on import
+        for lazy in LAZY_MODULES:
+            importlib.import_module(lazy)
     return DATASETS.get(name)
 
 
+# built-in families registered by modules `tmkt.datasets` does not import up front
+LAZY_MODULES = ("tmkt.datasets.sim",)
+
+
 def get_sources(cfg: DataConfig) -> Sources:
-    """Run the registered factory for `cfg.name`."""
-    return get_factory(cfg.name)(cfg)
+    """Run the registered factory for `cfg.name`; its recordings are checked as they are read
+    (`tmkt.datasets.checks`)."""
+    from tmkt.datasets.checks import checked_sources
+
+    return checked_sources(get_factory(cfg.name)(cfg))

@@ -2,12 +2,18 @@
 
 `save_checkpoint` writes a temporary file in the target directory, fsyncs it and `os.replace`s
 it into place, so a crash never leaves a half-written file; `load_checkpoint` uses
-`torch.load(weights_only=True)`, so loading a checkpoint cannot run code.
+`torch.load(weights_only=True)`, so loading a checkpoint cannot run code. Each checkpoint
+carries a checksum of its contents (every tensor's bytes, dtype and shape, and every other
+value), checked on load: a damaged file (e.g. bit flips inside tensor data, which torch loads
+without complaint) is a CheckpointError naming it. Checkpoints written before the checksum
+existed load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -30,7 +36,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
+            torch.save({"format": FORMAT, **state, CHECKSUM_KEY: state_checksum(state)}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,10 +70,64 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise CheckpointError(f"{p}: not a readable tmkt checkpoint ({e})") from None
+        raise CheckpointError(f"{p}: not a readable tmkt checkpoint ({_load_reason(e)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a tmkt checkpoint (missing format tag {FORMAT!r})")
+    verify_checksum(state, p)
     return state
+
+
+CHECKSUM_KEY = "checksum"
+
+
+def state_checksum(state: dict[str, Any]) -> str:
+    """blake2b of a checkpoint's contents: each tensor's dtype, shape and bytes, each other
+    value's type and repr, in the state's (pickled, so preserved) order; the format tag and
+    the checksum itself are left out."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().to("cpu").contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+            if t.numel():
+                h.update(t.view(torch.uint8).numpy())  # the bytes, without a copy
+        elif isinstance(obj, dict):
+            h.update(b"{%d" % len(obj))
+            for k, v in obj.items():
+                h.update(repr(k).encode())
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            h.update(b"[%d" % len(obj))
+            for v in obj:
+                walk(v)
+        else:
+            h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+    walk({k: v for k, v in state.items() if k not in ("format", CHECKSUM_KEY)})
+    return h.hexdigest()
+
+
+def verify_checksum(state: dict[str, Any], path: str | Path) -> None:
+    """CheckpointError naming `path` when the stored checksum does not match the contents."""
+    want = state.get(CHECKSUM_KEY)
+    if want is None:  # written before checksums existed
+        return
+    if state_checksum(state) != want:
+        raise CheckpointError(
+            f"{path}: checksum mismatch: the checkpoint is damaged (its contents changed "
+            "after it was written); use another checkpoint of the run or retrain"
+        )
+
+
+def _load_reason(e: Exception) -> str:
+    """Why torch could not load a file, without torch's weights_only=False advice (which
+    would run the file's code)."""
+    if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
+        return ("refused: it holds Python objects other than tensors and plain data, which a "
+                "tmkt checkpoint never does; loading it could run code")
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"damaged or not a checkpoint: {lines[0] if lines else type(e).__name__}"
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:

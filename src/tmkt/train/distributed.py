@@ -37,11 +37,21 @@ def env_dist_info() -> DistInfo:
     )
 
 
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """"auto" -> this rank's GPU when available, else CPU; "cuda" without a GPU is an error."""
+class DeviceError(ValueError):
+    """The requested device is not available here (a user error: one line, exit status 2)."""
+
+
+def resolve_device(name: str, info: DistInfo, setting: str | None = None) -> torch.device:
+    """"auto" -> this rank's GPU when available, else CPU; "cuda" without a GPU is a
+    DeviceError naming `setting` (e.g. "train.device"; None: the device in general)."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but no CUDA device is available")
+            asked = f"{setting}=cuda" if setting else "device cuda"
+            fix = f"set {setting}=cpu or auto" if setting else "use device cpu or auto"
+            raise DeviceError(
+                f"{asked} was asked for, but this machine has no usable CUDA device "
+                f"(torch {torch.__version__}, torch.cuda.is_available() is False); {fix}"
+            )
         torch.cuda.set_device(info.local_rank)
         return torch.device("cuda", info.local_rank)
     return torch.device("cpu")

@@ -93,6 +93,6 @@ def within_sensor(
         return events[inside]
     raise EventFileError(
         f"{path}: {n_out} of {len(events)} events lie outside the {width}x{height} sensor "
-        f"(max x {int(events['x'].max())}, max y {int(events['y'].max())}); "
-        "pass clip=True to drop them or give the right sensor_size"
+        f"(max x {int(events['x'].max())}, max y {int(events['y'].max())}): a damaged file, "
+        "or one recorded on another sensor"
     )
