@@ -89,13 +89,15 @@ def test_shipped_configs_load(name: str) -> None:
         assert m in METHODS or cfg.experiment.variants[m]["method.name"] in METHODS
 
 
-def test_reference_recipe() -> None:
-    cfg = load_config(CONFIGS / "ncaltech101_vgg.yaml")
-    assert (cfg.data.name, cfg.model.name, cfg.data.T, cfg.data.size) == (
-        "ncaltech101", "vgg_snn", 10, (48, 48))
+@pytest.mark.parametrize("name", ["ncaltech101_vgg.yaml", "cifar10dvs_vgg.yaml"])
+def test_reference_recipe(name: str) -> None:
+    cfg = load_config(CONFIGS / name)
+    assert (cfg.model.name, cfg.data.T, cfg.data.size) == ("vgg_snn", 10, (48, 48))
     assert cfg.optim.batch_size == 120 and cfg.optim.epochs == 300
     assert cfg.optim.resolved_lr() == pytest.approx(5e-3 * 120 / 1024)
+    assert cfg.optim.weight_decay == 0.01 and cfg.optim.filter_bias_and_bn  # He et al. (timm)
     assert cfg.experiment.seeds == [42, 1024, 90210]
+    assert not Config().optim.filter_bias_and_bn
 
 
 def test_model_speed_options_reach_the_neurons() -> None:

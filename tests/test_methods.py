@@ -168,16 +168,19 @@ def test_concat_streams_equal_separate_without_bn() -> None:
     assert float(l1) == pytest.approx(float(l2), rel=1e-5)
 
 
+@pytest.mark.parametrize("bn_stats", ["event", "both"])
 @pytest.mark.parametrize("name", ["tmkt", "sliding"])
-def test_concat_streams_keep_per_stream_bn(name: str) -> None:
+def test_concat_streams_keep_per_stream_bn(name: str, bn_stats: str) -> None:
     """One interleaved batch with per-stream BN statistics gives separate passes' loss, terms,
-    gradients and running statistics (a real backbone with BN, float64)."""
+    gradients and running statistics (a real backbone with BN, float64), whichever stream
+    updates the running statistics."""
     from tmkt.models import build_model
 
     def make(mode: str):
         torch.manual_seed(4)
         model = build_model("cnn_small", K, in_shape=(2, 8, 8), width=0.25).double()
-        m = build_method(MethodConfig(name=name, two_stream=mode), model, T).double().train()
+        cfg = MethodConfig(name=name, two_stream=mode, bn_stats=bn_stats)
+        m = build_method(cfg, model, T).double().train()
         m.generator.manual_seed(6)
         return m
 
@@ -219,14 +222,136 @@ def test_two_stream_mode_choice() -> None:
 
 
 def test_finetune_phases() -> None:
+    """separate (default): a static phase as long as the event phase, then as many event
+    epochs as dvs gets; shared (the old recipe): half of the epochs each."""
     m = build_method(MethodConfig(name="finetune"), FakeSNN(K, (2, *HW)), T, epochs=6)
-    assert [m.data_kind(e) for e in range(6)] == ["paired"] * 3 + ["events"] * 3
-    m2 = build_method(MethodConfig(name="finetune", finetune_static_epochs=1),
+    assert m.phases == [6, 6]
+    assert [m.data_kind(e) for e in range(12)] == ["static"] * 6 + ["events"] * 6
+    m1 = build_method(MethodConfig(name="finetune", finetune_static_epochs=2),
                       FakeSNN(K, (2, *HW)), T, epochs=6)
+    assert m1.phases == [2, 6]
+    assert [m1.data_kind(e) for e in range(8)] == ["static"] * 2 + ["events"] * 6
+    m0 = build_method(MethodConfig(name="finetune", finetune_static_epochs=0),
+                      FakeSNN(K, (2, *HW)), T, epochs=6)
+    assert m0.phases == [6] and m0.data_kind(0) == "events"
+    old = build_method(MethodConfig(name="finetune", finetune_phases="shared"),
+                       FakeSNN(K, (2, *HW)), T, epochs=6)
+    assert old.phases == [6]
+    assert [old.data_kind(e) for e in range(6)] == ["paired"] * 3 + ["events"] * 3
+    m2 = build_method(MethodConfig(name="finetune", finetune_phases="shared",
+                                   finetune_static_epochs=1), FakeSNN(K, (2, *HW)), T, epochs=6)
     assert [m2.data_kind(e) for e in range(3)] == ["paired", "events", "events"]
     with pytest.raises(ValueError, match="static"):
         m.begin_epoch(0)
         m.loss(Batch(label=torch.zeros(2, dtype=torch.long), events=torch.zeros(2, T, 2, *HW)), 0)
+
+
+ABLATIONS = {  # ablation -> the tmkt terms it drops (the mixer ablation drops none)
+    "tmkt_no_mag": {"l_mag", "mag_err"},
+    "tmkt_no_mrp": {"l_mrp", "mrp_err"},
+    "tmkt_no_cka": {"l_dom", "s_mean"},
+    "tmkt_untruncated": set(),
+}
+
+
+def _step_terms(name: str, mask: torch.Tensor | None, monkeypatch: pytest.MonkeyPatch):
+    """Loss terms, parameters and BN buffers of one step of `name` from seed 7, on one batch
+    (with `mask` as every mixer's draw when given)."""
+    from tmkt.transfer import tsm
+
+    if mask is not None:
+        monkeypatch.setattr(tsm, "sample_mask", lambda *a, **k: mask.clone())
+    torch.manual_seed(7)
+    m = build_method(MethodConfig(name=name), FakeSNN(K, (2, *HW), bn=True), T)
+    params = {n: p.detach().clone() for n, p in m.named_parameters()}
+    m.generator.manual_seed(5)
+    loss, terms = m.loss(_batch(3), 0.7)
+    return loss.detach(), terms, params, {n: b.clone() for n, b in m.named_buffers()}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablations_equal_tmkt_but_for_their_factor(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same batch, same mask, same initial weights: every loss term the factor does not touch
+    equals tmkt's, and the total differs by exactly the dropped term."""
+    g = torch.Generator().manual_seed(11)
+    mask = torch.rand(B, T, generator=g) < 0.5
+    ref_loss, ref, ref_params, ref_bufs = _step_terms("tmkt", mask, monkeypatch)
+    loss, got, params, bufs = _step_terms(name, mask, monkeypatch)
+    dropped = ABLATIONS[name]
+    assert set(got) == set(ref) - dropped
+    for k in set(got) - {"loss"}:  # the total: below
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
+    for n, p in params.items():  # the ablation's parameters start equal to tmkt's
+        assert torch.equal(p, ref_params[n]), n
+    assert set(ref_params) - set(params) == {
+        n for n in ref_params
+        if n.startswith({"tmkt_no_mag": "aux.mag.", "tmkt_no_mrp": "aux.mrp.",
+                         "tmkt_no_cka": "aux.domain."}.get(name, "-"))
+    }
+    for n, b in bufs.items():
+        assert torch.equal(b, ref_bufs[n]), n
+    cfg = MethodConfig()
+    missing = {"tmkt_no_mag": cfg.lambda_mag * ref.get("l_mag", 0),
+               "tmkt_no_mrp": cfg.lambda_mrp * ref.get("l_mrp", 0),
+               "tmkt_no_cka": cfg.beta * ref.get("l_dom", 0)}.get(name, 0.0)
+    torch.testing.assert_close(loss + missing, ref_loss, rtol=1e-6, atol=1e-7)
+
+
+def test_no_cka_keeps_tmkt_initial_event_weights() -> None:
+    """tmkt_no_cka weighs the event stream's TET terms by tmkt's initial 1 - sigmoid(c_0)
+    (0.2689 at c_0 = 1); `no_cka_step_weights: none` is the old, unweighted ablation."""
+    from tmkt.transfer.losses import tet_loss
+
+    torch.manual_seed(2)
+    model = FakeSNN(K, (2, *HW))
+    batch = _batch()
+    out = model(batch.events.transpose(0, 1))
+    plain = tet_loss(out.logits_evt, batch.label)
+    w = 1.0 - torch.sigmoid(torch.tensor(1.0))
+    assert float(w) == pytest.approx(0.268941, abs=1e-6)
+    _, t = build_method(MethodConfig(name="tmkt_no_cka"), model, T).loss(batch, 0.5)
+    assert float(t["l_evt"]) == pytest.approx(float(plain * w), rel=1e-5)
+    cfg = MethodConfig(name="tmkt_no_cka", no_cka_step_weights="none")
+    _, t_old = build_method(cfg, model, T).loss(batch, 0.5)
+    assert float(t_old["l_evt"]) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_untruncated_mixer_matches_tsm_event_fraction() -> None:
+    """The mixer ablation changes the mixer only: the same expected event fraction r_m as TSM
+    (SPEC check value T=4, r_m=0.5), but frames mixed independently (it switches back)."""
+    from tmkt.transfer import tsm
+
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    a = tsm.sample_mask("tsm", n, 4, 0.5, g)
+    b = tsm.sample_mask("untruncated", n, 4, 0.5, g)
+    assert float(a.float().mean()) == pytest.approx(0.5, abs=0.005)
+    assert float(b.float().mean()) == pytest.approx(0.5, abs=0.005)
+    assert not bool((a[:, 1:] < a[:, :-1]).any())  # TSM never returns to static
+    assert bool((b[:, 1:] < b[:, :-1]).any())
+
+
+@pytest.mark.parametrize("mode", ["event", "both"])
+def test_bn_stats_which_stream_updates_running_statistics(mode: str) -> None:
+    """bn_stats: event leaves the running statistics as the event stream alone moves them;
+    both: as the mixed pass then the event pass would (He et al.)."""
+    import copy
+
+    torch.manual_seed(9)
+    model = FakeSNN(K, (2, *HW), bn=True)
+    ref = copy.deepcopy(model)
+    m = build_method(MethodConfig(name="tmkt", bn_stats=mode, schedule="constant",
+                                  schedule_value=0.0), model, T)  # r = 0: source = static
+    batch = _batch()
+    m.loss(batch, 0.5)[0].backward()
+    if mode == "both":
+        ref(batch.static.transpose(0, 1))
+    ref(batch.events.transpose(0, 1))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(model.bn, name), getattr(ref.bn, name)), name
+    assert not torch.equal(model.bn.running_mean, torch.zeros_like(model.bn.running_mean))
 
 
 class FixedLogits(nn.Module):

@@ -23,6 +23,7 @@ from tmkt.datasets.paired import (
 )
 from tmkt.datasets.registry import DATASETS, get_sources
 from tmkt.datasets.splits import Split, load_split, save_split
+from tmkt.datasets.static_pool import StaticPoolDataset
 
 __all__ = [
     "DATASETS",
@@ -35,6 +36,7 @@ __all__ = [
     "Sources",
     "Split",
     "StaticDataset",
+    "StaticPoolDataset",
     "build_events",
     "build_paired",
     "build_static",

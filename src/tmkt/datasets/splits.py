@@ -14,7 +14,7 @@ import json
 import os
 import zlib
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Container, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,3 +168,22 @@ def resolve(refs_by_class: dict[str, list[str]], items: dict[str, Item], what: s
             f"{', '.join(missing[:5])}"
         )
     return [items[r] for refs in refs_by_class.values() for r in refs]
+
+
+def check_eval_split(split: Split, path: str | Path, *, dataset: str, name: str) -> None:
+    """Raise a DatasetError naming `path` when the split file records another dataset than
+    `dataset` or holds no event recording in split `name` (e.g. no test recordings)."""
+    recorded = split.meta.get("dataset")
+    if recorded is not None and recorded != dataset:
+        raise DatasetError(f"split file {path} is a split of dataset {recorded!r}, not {dataset!r}")
+    if not split.event_refs(name):
+        raise DatasetError(f"split file {path} has no {name} recordings")
+
+
+def restrict_events(split: Split, name: str, present: Container[str]) -> tuple[Split, list[str]]:
+    """`split` with only the event refs of split `name` that are in `present` (e.g. a copy of the
+    data holding part of it), and the refs left out. Other splits are unchanged."""
+    kept = {c: [r for r in refs if r in present] for c, refs in split.events[name].items()}
+    missing = [r for refs in split.events[name].values() for r in refs if r not in present]
+    events = {**split.events, name: kept}
+    return Split(list(split.classes), events, split.static, dict(split.meta)), missing

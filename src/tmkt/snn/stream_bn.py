@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 _GROUPS: ContextVar[int] = ContextVar("tmkt_bn_stream_groups", default=1)
+_FROZEN: ContextVar[frozenset[int]] = ContextVar("tmkt_bn_frozen_streams", default=frozenset())
 
 
 @contextmanager
@@ -35,6 +36,40 @@ def stream_batch_norm(groups: int) -> Iterator[None]:
         yield
     finally:
         _GROUPS.reset(token)
+
+
+@contextmanager
+def frozen_streams(streams: frozenset[int] | set[int] | tuple[int, ...]) -> Iterator[None]:
+    """Within this block, the interleaved streams listed do not update the running statistics
+    (they are still normalised by their own batch statistics), e.g. `{0}`: only the event stream
+    of a two-stream batch shapes what evaluation uses (`method.bn_stats: event`)."""
+    token = _FROZEN.set(frozenset(int(s) for s in streams))
+    try:
+        yield
+    finally:
+        _FROZEN.reset(token)
+
+
+@contextmanager
+def keep_running_stats(model: nn.Module) -> Iterator[None]:
+    """Run a block (a forward pass in training mode) without changing any BN layer's running
+    statistics: the block updates scratch copies, and every `_BatchNorm` gets its own buffers
+    back on exit (untouched, so a graph that saved them stays valid). The two-pass twin of
+    `frozen_streams`, and it serves any BN layer (a user's `nn.BatchNorm*` too)."""
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    saved = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            for name in names:
+                buf = m._buffers.get(name)
+                if buf is not None:
+                    saved.append((m, name, buf))
+                    m._buffers[name] = buf.clone()
+    try:
+        yield
+    finally:
+        for m, name, buf in saved:
+            m._buffers[name] = buf
 
 
 def bn_groups() -> int:
@@ -89,13 +124,17 @@ def update_running(
 ) -> None:
     """Apply the batch statistics of one or more grouped BN calls (in call order, e.g. the time
     steps of a per-step BN) to the running ones: all of stream 0's first, then stream 1's, as
-    `groups` separate passes would (momentum, or the cumulative average when it is None).
-    Nothing to do unless the module tracks running statistics in training, where
-    `running_args` handed out the (mean, var) buffers collected in `stats`."""
+    `groups` separate passes would (momentum, or the cumulative average when it is None),
+    skipping the streams `frozen_streams` names. Nothing to do unless the module tracks running
+    statistics in training, where `running_args` handed out the (mean, var) buffers collected in
+    `stats`."""
     if not (bn.training and bn.track_running_stats):
         return
     c = bn.num_features
+    frozen = _FROZEN.get()
     for s in range(groups):
+        if s in frozen:
+            continue
         for mean_g, var_g in stats:
             bn.num_batches_tracked.add_(1)
             m = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum

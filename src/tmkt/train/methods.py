@@ -19,7 +19,13 @@ from torch import nn
 from tmkt.datasets.paired import expanded_over_time
 from tmkt.registry import Registry
 from tmkt.snn.layers import SeqBatchNorm2d
-from tmkt.snn.stream_bn import deinterleave, interleave, stream_batch_norm
+from tmkt.snn.stream_bn import (
+    deinterleave,
+    frozen_streams,
+    interleave,
+    keep_running_stats,
+    stream_batch_norm,
+)
 from tmkt.train.config import MethodConfig
 from tmkt.transfer import losses, tsm
 from tmkt.transfer.heads import MAGHead, MRPHead
@@ -77,8 +83,10 @@ class Method(nn.Module):
     """Base class: `forward(batch, progress) -> (loss, terms)`; `loss` is an alias.
 
     `data_kind(epoch)` says which training data the trainer must load: "events" (event frames
-    only) or "paired" (static + events). `uses_all_params` tells DDP whether every parameter
-    receives a gradient each step.
+    only), "paired" (static + events) or "static" (pictures drawn from the whole static pool).
+    `phases` lists the epochs of each training phase: the trainer runs `sum(phases)` epochs and
+    starts every phase with a fresh optimiser and its own warm-up + cosine. `uses_all_params`
+    tells DDP whether every parameter receives a gradient each step.
     """
 
     name = "base"
@@ -95,8 +103,13 @@ class Method(nn.Module):
         self.epoch = 0
 
     def data_kind(self, epoch: int) -> str:
-        """"paired" or "events": what the training loader must yield in `epoch`."""
+        """"paired", "events" or "static": what the training loader must yield in `epoch`."""
         return "paired"
+
+    @property
+    def phases(self) -> list[int]:
+        """Epochs of each phase (one phase of `epochs` unless a method has more)."""
+        return [self.epochs]
 
     def begin_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch."""
@@ -142,22 +155,42 @@ class DVSMethod(Method):
 
 @METHODS.register("finetune")
 class FinetuneMethod(Method):
-    """Two phases: static sequences for `finetune_static_epochs` (default half), then events.
+    """Two phases on the event head (one classifier throughout; the test uses it): static
+    sequences, then events.
 
-    Both phases train the event head (one classifier throughout; the test uses it).
+    `finetune_phases: separate` (default): `finetune_static_epochs` (None: `epochs`) epochs of
+    pictures drawn from the whole static pool, then `epochs` event epochs, as `dvs` gets; each
+    phase has a fresh optimiser and its own warm-up + cosine. `shared` (the old recipe): the
+    static phase takes `finetune_static_epochs` (None: half) of `epochs`, with the pictures
+    paired to the recordings, under one optimiser and schedule.
     """
 
     name = "finetune"
     uses_all_params = False
 
     @property
+    def separate(self) -> bool:
+        """Whether the phases are separate (own optimiser and schedule, full event epochs)."""
+        return self.cfg.finetune_phases == "separate"
+
+    @property
     def static_epochs(self) -> int:
         """Epochs of the static phase."""
         n = self.cfg.finetune_static_epochs
-        return self.epochs // 2 if n is None else n
+        if n is not None:
+            return n
+        return self.epochs if self.separate else self.epochs // 2
+
+    @property
+    def phases(self) -> list[int]:
+        if not self.separate:
+            return [self.epochs]
+        return [n for n in (self.static_epochs, self.epochs) if n > 0]
 
     def data_kind(self, epoch: int) -> str:
-        return "paired" if epoch < self.static_epochs else "events"
+        if epoch >= self.static_epochs:
+            return "events"
+        return "static" if self.separate else "paired"
 
     def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
         static_phase = self.epoch < self.static_epochs
@@ -177,7 +210,9 @@ class TwoStreamMethod(Method):
     """Source (mixed) stream + pure event stream through one shared SNN (He et al., TMKT).
 
     L = L_src + L_evt + beta L_dom [+ lambda_mag L_MAG + lambda_mrp L_MRP]; the event stream's
-    per-step TET terms are weighted by (1 - s_t) when CKA alignment is on.
+    per-step TET terms are weighted by (1 - s_t) (without CKA: fixed at their initial value,
+    `no_cka_step_weights`). Each light head is initialised from its own seed drawn once, so a
+    method's heads start equal to tmkt's whichever other heads it has (one-factor ablations).
     """
 
     mixer = "sliding"
@@ -198,10 +233,11 @@ class TwoStreamMethod(Method):
         feat_dim = getattr(model, "feature_dim", None)
         if (self.use_mag or self.use_mrp) and feat_dim is None:
             raise ValueError(f"method {self.name!r} needs a model with `feature_dim`")
+        head_seed = int(torch.randint(2**62, (1,)))  # one draw, whichever heads exist
         if self.use_mag:
-            self.aux["mag"] = MAGHead(feat_dim)
+            self.aux["mag"] = _seeded(lambda: MAGHead(feat_dim), head_seed)
         if self.use_mrp:
-            self.aux["mrp"] = MRPHead(feat_dim)
+            self.aux["mrp"] = _seeded(lambda: MRPHead(feat_dim), head_seed + 1)
 
     def schedule_value(self, progress: float) -> float:
         return float(min(1.0, max(0.0, self.schedule(progress))))
@@ -209,12 +245,19 @@ class TwoStreamMethod(Method):
     def streams(self, x_src: torch.Tensor, x_evt: torch.Tensor):
         """Run both `[T,B,...]` streams through the shared network, each normalised by its own
         BN statistics (He et al.): as two passes, or as one batch with the streams interleaved
-        and per-stream statistics (`two_stream: concat`, see `tmkt.snn.stream_bn`)."""
+        and per-stream statistics (`two_stream: concat`, see `tmkt.snn.stream_bn`). With
+        `bn_stats: event` only the event stream updates the running statistics."""
+        event_only = self.cfg.bn_stats == "event"
         if self.concat_streams(x_src.device):
-            with stream_batch_norm(2):
+            with stream_batch_norm(2), frozen_streams({0} if event_only else set()):
                 out = self.model(interleave(x_src, x_evt))
             return _deinterleave(out, 0), _deinterleave(out, 1)
-        return self.model(x_src), self.model(x_evt)
+        if event_only:
+            with keep_running_stats(self.model):
+                out_s = self.model(x_src)
+        else:
+            out_s = self.model(x_src)
+        return out_s, self.model(x_evt)
 
     def concat_streams(self, device: torch.device) -> bool:
         """Whether this step runs the streams as one batch: `concat`, or `auto` on CUDA when
@@ -255,6 +298,9 @@ class TwoStreamMethod(Method):
             total = total + self.cfg.beta * l_dom
             terms["l_dom"] = l_dom.detach()
             terms["s_mean"] = s.detach().mean()
+        elif self.cfg.no_cka_step_weights == "initial":
+            c0 = torch.full((T,), float(self.cfg.cka_init), device=batch.events.device)
+            weights = 1.0 - torch.sigmoid(c0)  # tmkt's weights at initialisation, fixed
         l_evt = self.tet(out_e.logits_evt, y, weights)
         total = total + l_evt
         terms["l_evt"] = l_evt.detach()
@@ -278,6 +324,13 @@ class TwoStreamMethod(Method):
         terms["acc"] = accuracy(out_e.logits_evt, y)
         terms["acc_src"] = accuracy(out_s.logits_src, y)
         return total, terms
+
+
+def _seeded(make: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`make()` with torch's CPU generator seeded to `seed`, the global stream left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
 
 
 def _deinterleave(out: Any, stream: int) -> Any:
@@ -334,7 +387,8 @@ class TMKTNoMRP(TMKTMethod):
 
 @METHODS.register("tmkt_no_cka")
 class TMKTNoCKA(TMKTMethod):
-    """Ablation: TMKT without CKA alignment (event-stream TET terms unweighted)."""
+    """Ablation: TMKT without CKA alignment; the event-stream TET weights stay at tmkt's
+    initial 1 - sigmoid(cka_init) (`no_cka_step_weights: initial`), so only L_dom is gone."""
 
     name = "tmkt_no_cka"
     use_cka = False
