@@ -209,3 +209,124 @@ def test_experiment_variant_errors(tmp_path: Path, shared_data: Path, capsys) ->
     cfg = _config(tmp_path, shared_data, methods=["nope"])
     assert main(["experiment", "--config", str(cfg), "--quick"]) != 0
     assert "nope" in capsys.readouterr().err
+
+
+def _custom_split(shared: Path, path: Path, **changes) -> dict:
+    """A split of the shared N-MNIST whose test split is the first (c % 3) + 1 `Train`
+    recordings of class c (19 in all; a rebuilt split's test is the 50 official `Test` ones);
+    `changes` replace top-level keys of the JSON."""
+    from tmkt.datasets import DataConfig, write_split
+
+    write_split(DataConfig(name="nmnist", root=shared, cache=False), path)
+    d = json.loads(path.read_text())
+    ev = d["events"]
+    for i, c in enumerate(d["classes"]):
+        mine = sorted(r for s in ("train", "val") for r in ev[s][c])[: i % 3 + 1]
+        ev["test"][c] = mine
+        for s in ("train", "val"):
+            ev[s][c] = [r for r in ev[s][c] if r not in mine]
+    d.update(changes)
+    path.write_text(json.dumps(d))
+    return d
+
+
+def _n_test(split: dict, name: str = "test") -> int:
+    return sum(len(refs) for refs in split["events"][name].values())
+
+
+@pytest.fixture(scope="module")
+def custom_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> tuple[Path, Path]:
+    """A 1-step run trained with a custom data.split_file (max_per_class=2): (run, split file)."""
+    tmp = tmp_path_factory.mktemp("cli_split")
+    split = tmp / "custom_split.json"
+    _custom_split(shared_data, split)
+    rc = main(["train", "--config", str(_config(tmp, shared_data)), "optim.epochs=1",
+               "train.max_steps_per_epoch=1", "train.tensorboard=false", "train.plots=false",
+               f"data.split_file={split}", "--out", str(tmp / "run")])
+    assert rc == 0
+    return tmp / "run", split
+
+
+def test_eval_scores_the_runs_split(custom_run: tuple[Path, Path], shared_data: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    run, custom = custom_run
+    split = json.loads(custom.read_text())
+    saved = json.loads((run / "split.json").read_text())
+    assert saved["events"]["test"] == split["events"]["test"]
+    out = _eval(capsys, "--checkpoint", str(run))
+    assert out["n"] == _n_test(split) == 19  # the whole split: max_per_class=2 not applied
+    assert json.loads((run / "results.json").read_text())["test"]["n"] == 16  # limited
+    assert out["split_file"] == str(run / "split.json") and out["missing"] == 0
+    rebuilt = _eval(capsys, "--checkpoint", str(run), "--rebuild-split")
+    assert rebuilt["n"] == 50 and rebuilt["split_file"] is None  # the official Test side
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--split", "val"]) == 0
+    text = capsys.readouterr().out
+    assert f"n={_n_test(split, 'val')}" in text and f"split: {run / 'split.json'}" in text
+
+
+def test_eval_split_file_option(custom_run: tuple[Path, Path], shared_data: Path,
+                                tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run, _ = custom_run
+    other = _custom_split(shared_data, tmp_path / "other.json")
+    other["events"]["test"] = {c: refs[:1] for c, refs in other["events"]["test"].items()}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    out = _eval(capsys, "--checkpoint", str(run), "--split-file", str(tmp_path / "other.json"))
+    assert out["n"] == 10 and out["split_file"] == str(tmp_path / "other.json")
+
+
+def test_eval_split_on_a_copy_of_the_data(custom_run: tuple[Path, Path], shared_data: Path,
+                                          tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Refs are relative to the data root: a copy gets the run's split, not its own (30 Test
+    recordings here); recordings of the split absent from a partial copy are left out, counted."""
+    run, _ = custom_run
+    _mini_root(tmp_path / "full", shared_data, per_class=3)
+    out = _eval(capsys, "--checkpoint", str(run), "--data-root", str(tmp_path / "full"))
+    assert out["n"] == 19 and out["missing"] == 0
+    _mini_root(tmp_path / "part", shared_data, per_class=1)
+    out = _eval(capsys, "--checkpoint", str(run), "--data-root", str(tmp_path / "part"))
+    assert out["n"] == 10 and out["missing"] == 9
+
+
+def test_eval_old_run_without_split_json(custom_run: tuple[Path, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    run, custom = custom_run
+    st = load_checkpoint(run / "best.pt")
+    save_checkpoint({k: v for k, v in st.items() if k != "format"}, tmp_path / "a" / "best.pt")
+    out = _eval(capsys, "--checkpoint", str(tmp_path / "a"))
+    assert out["split_file"] == str(custom) and out["n"] == 19
+    assert "data.split_file" in out["split_source"] and "older run" in out["split_source"]
+    cfg = json.loads(st["config"])
+    cfg["data"]["split_file"] = None
+    state = {k: v for k, v in st.items() if k != "format"}
+    save_checkpoint(dict(state, config=json.dumps(cfg)), tmp_path / "b" / "best.pt")
+    out = _eval(capsys, "--checkpoint", str(tmp_path / "b"))
+    assert out["split_file"] is None and out["n"] == 50 and "rebuilt" in out["split_source"]
+
+
+def test_eval_split_file_errors(custom_run: tuple[Path, Path], tmp_path: Path,
+                                capsys: pytest.CaptureFixture) -> None:
+    run, custom = custom_run
+    split = json.loads(custom.read_text())
+    bad = {
+        "missing.json": None,
+        "garbled.json": "{not json",
+        "cifar.json": json.dumps(dict(split, meta={"dataset": "cifar10dvs"})),
+        "no_test.json": json.dumps(dict(split, events=dict(
+            split["events"], test={c: [] for c in split["classes"]}))),
+        "foreign.json": json.dumps(dict(split, meta={}, events=dict(split["events"], test={
+            c: [f"airplane/{r}" for r in refs] for c, refs in split["events"]["test"].items()
+        }))),
+    }
+    reasons = {"missing.json": "not found", "garbled.json": "not a valid split file",
+               "cifar.json": "dataset 'cifar10dvs', not 'nmnist'",
+               "no_test.json": "has no test recordings", "foreign.json": "none of the 19 test"}
+    capsys.readouterr()
+    for name, text in bad.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        rc = main(["eval", "--checkpoint", str(run), "--split-file", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert rc == 2, name
+        assert str(tmp_path / name) in err and reasons[name] in err, err
+        assert len(err.strip().splitlines()) == 1, err

@@ -8,6 +8,7 @@ uses the recording's own picture where the data gives the correspondence, and fa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -23,7 +24,15 @@ from tmkt.datasets import cache as frame_cache
 from tmkt.datasets.base import DatasetError, Item, Sources
 from tmkt.datasets.config import SPLITS, DataConfig
 from tmkt.datasets.registry import get_sources
-from tmkt.datasets.splits import Split, class_rng, load_split, make_split, resolve, save_split
+from tmkt.datasets.splits import (
+    Split,
+    check_eval_split,
+    class_rng,
+    load_split,
+    make_split,
+    resolve,
+    save_split,
+)
 
 FRAMES_VERSION = 1  # bump when frame computation here changes, to invalidate caches
 
@@ -142,6 +151,8 @@ def match_classes(sources: Sources, intersection: bool) -> list[str]:
     """Class names present in both modalities; a mismatch is an error listing the classes."""
     ev = {e.label for e in sources.events}
     st = {s.label for s in sources.static}
+    if sources.static_error is not None and not st:  # events only (see Sources.static_error)
+        return sorted(ev)
     if ev == st or intersection:
         classes = sorted(ev & st)
         if not classes:
@@ -160,6 +171,7 @@ def prepare(cfg: DataConfig) -> Prepared:
     classes = match_classes(sources, cfg.class_intersection)
     if cfg.split_file is not None:
         split = load_split(cfg.split_file)
+        check_eval_split(split, cfg.split_file, dataset=cfg.name, name="train")
         extra = sorted(set(split.classes) - set(classes))
         if extra:
             raise DatasetError(f"split file {cfg.split_file} has classes not in the data: {extra}")
@@ -264,6 +276,7 @@ class EventDataset(_ClassFrames):
         if cfg.augment and split == "train":
             self.augment = _event_augment()
         self.epoch = 0
+        self.draw_seed = cfg.seed  # the trainer sets train.seed (`set_draw_seed`)
         self.cache: frame_cache.FrameCache | None = None
         if cfg.cache:
             self.cache = self._open_cache(prep)
@@ -293,10 +306,12 @@ class EventDataset(_ClassFrames):
         fingerprint = _fingerprint(self.items)
         path = frame_cache.cache_file(cfg.cache_path, tag, settings["root"], fingerprint)
         shape = (len(self.items), cfg.T, 2, h, w)
-        return frame_cache.FrameCache(
-            path, settings, fingerprint, shape, self.decode,
-            lambda rows, out: self.decode_many(rows, out=out),
-        )
+        plan = getattr(self._load, "plan", None)  # sources that load ahead in batches (sim)
+        with plan(self.items) if plan is not None else contextlib.nullcontext():
+            return frame_cache.FrameCache(
+                path, settings, fingerprint, shape, self.decode,
+                lambda rows, out: self.decode_many(rows, out=out),
+            )
 
     def _events(self, i: int) -> tuple[np.ndarray, tuple[int, int]]:
         it = self.items[i]
@@ -323,7 +338,11 @@ class EventDataset(_ClassFrames):
         from tmkt.events.frames import events_to_frames_many
 
         c = self.cfg
-        loaded = [self._events(int(i)) for i in indices]
+        many = getattr(self._load, "load_many", None)  # sources that load in batches (sim)
+        if many is not None:
+            loaded = many([self.items[int(i)] for i in indices])
+        else:
+            loaded = [self._events(int(i)) for i in indices]
         if out is None:
             out = np.empty((len(loaded), c.T, 2, *self.hw), dtype=np.float32)
         by_sensor: dict[tuple[int, ...], list[int]] = {}
@@ -373,9 +392,13 @@ class EventDataset(_ClassFrames):
         """Re-seed the random draws (augmentation) for an epoch."""
         self.epoch = int(epoch)
 
+    def set_draw_seed(self, seed: int) -> None:
+        """Seed of the augmentation draws (the training seed; `data.seed` fixes the split)."""
+        self.draw_seed = int(seed)
+
     def rng(self, i: int, salt: int = 0) -> np.random.Generator:
         """The generator of sample i in the current epoch."""
-        return np.random.default_rng([self.cfg.seed, self.epoch, int(i), salt])
+        return np.random.default_rng([self.draw_seed, self.epoch, int(i), salt])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -410,6 +433,7 @@ class StaticDataset(_ClassFrames):
         if cfg.augment and split == "train":
             self.augment = _static_augment()
         self.epoch = 0
+        self.draw_seed = cfg.seed  # the trainer sets train.seed (`set_draw_seed`)
         self.planes: frame_cache.FrameCache | None = None
 
     def encode(self, j: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -512,9 +536,13 @@ class StaticDataset(_ClassFrames):
         """Re-seed the random draws for an epoch."""
         self.epoch = int(epoch)
 
+    def set_draw_seed(self, seed: int) -> None:
+        """Seed of the augmentation draws (the training seed; `data.seed` fixes the split)."""
+        self.draw_seed = int(seed)
+
     def rng(self, j: int, salt: int = 0) -> np.random.Generator:
         """The generator of picture j in the current epoch."""
-        return np.random.default_rng([self.cfg.seed, self.epoch, int(j), 1000 + salt])
+        return np.random.default_rng([self.draw_seed, self.epoch, int(j), 1000 + salt])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -541,6 +569,7 @@ class PairedDataset(Dataset):
         self.static = StaticDataset(prep, split, items=pool)
         self.pairing = cfg.pairing
         self.epoch = 0
+        self.draw_seed = cfg.seed  # the trainer sets train.seed (`set_draw_seed`)
         self.fast_draws = True  # batched pairing draws (turned off if numpy's stream differs)
         if cfg.pairing == "index":
             self.partner = self._index_partners(prep, pool)
@@ -597,12 +626,19 @@ class PairedDataset(Dataset):
         self.events.set_epoch(epoch)
         self.static.set_epoch(epoch)
 
+    def set_draw_seed(self, seed: int) -> None:
+        """Seed of the pairing and augmentation draws: the training seed, so each seed of an
+        experiment draws its own partners (`data.seed` fixes the split only)."""
+        self.draw_seed = int(seed)
+        self.events.set_draw_seed(seed)
+        self.static.set_draw_seed(seed)
+
     def partner_of(self, i: int) -> int:
         """Index (into `self.static.items`) of the picture paired with sample i this epoch."""
         if self.pairing == "index":
             return int(self.partner[i])
         pool = self.pools[self.events._targets[i]]
-        rng = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 7])
+        rng = np.random.default_rng([self.draw_seed, self.epoch, int(i), 7])
         return int(pool[rng.integers(len(pool))])
 
     def partners_of(self, indices: Sequence[int]) -> list[int]:
@@ -620,7 +656,7 @@ class PairedDataset(Dataset):
         pools = [self.pools[targets[i]] for i in idx]
         got = None
         if self.fast_draws and idx:
-            entropy = [[self.cfg.seed, self.epoch, i, 7] for i in idx]
+            entropy = [[self.draw_seed, self.epoch, i, 7] for i in idx]
             got = draw_many(entropy, [len(p) for p in pools])
             if got is not None and int(pools[0][got[0]]) != self.partner_of(idx[0]):
                 self.fast_draws, got = False, None
@@ -632,9 +668,10 @@ class PairedDataset(Dataset):
         return len(self.events)
 
     def _pair(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(static, events) frames of sample i with picture j (augmented with i's draws)."""
+        """(static, events) frames of sample i with picture j (augmented with i's draws; the
+        events with the same draws as `EventDataset` gives `dvs`, so methods differ by method)."""
         events, static = self.events, self.static
-        ev = events.frames(i, events.rng(i, salt=3) if events.augment is not None else None)
+        ev = events.frames(i)
         st = static.encode(j, static.rng(i, salt=3) if static.augment is not None else None)
         return st, ev
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ TWO_STREAM_MODES = ("auto", "separate", "concat")
 MRP_LOSSES = ("mse", "bce")
 MRP_OUTPUTS = ("linear", "sigmoid")
 SCHEDULES = ("power", "constant", "linear")
+BN_STATS = ("event", "both")
+NO_CKA_STEP_WEIGHTS = ("initial", "none")
+FINETUNE_PHASES = ("separate", "shared")
 
 
 class ConfigError(ValueError):
@@ -92,7 +96,21 @@ class MethodConfig:
     # concat (one interleaved batch); auto [ours]: concat on CUDA when every BN can split, else
     # separate (measured: docs/benchmarks.md, Two-stream)
     two_stream: str = "auto"
-    finetune_static_epochs: int | None = None  # finetune: static-phase epochs (None: half)
+    # [ours] which stream updates the BN running statistics that evaluation (event input) uses:
+    # "event" (the pure event stream only; chosen on validation data, docs/results.md) or
+    # "both" (the mixed stream and then the event stream, as He et al.'s two passes do)
+    bn_stats: str = "event"
+    # tmkt_no_cka: the event stream's per-step TET weights (1 - s_t) without a CKA loss to
+    # learn s_t: "initial" = fixed at 1 - sigmoid(cka_init) (tmkt's value at initialisation:
+    # one factor), "none" = unweighted (the old ablation, which also changed the loss scale)
+    no_cka_step_weights: str = "initial"
+    # finetune: "separate" = a static phase of finetune_static_epochs epochs (None: as many as
+    # optim.epochs) drawing from the whole static pool, then optim.epochs event epochs (as
+    # dvs), each phase with a fresh optimiser and its own warm-up + cosine; "shared" = the old
+    # recipe: the static phase takes finetune_static_epochs (None: half) of optim.epochs with
+    # the pictures paired to the recordings, one optimiser and schedule across both phases
+    finetune_phases: str = "separate"
+    finetune_static_epochs: int | None = None
 
 
 @dataclass
@@ -107,6 +125,9 @@ class OptimConfig:
     batch_size: int = 120  # global batch (split across DDP ranks)
     min_lr_ratio: float = 0.0
     grad_clip: float | None = None
+    # timm's rule: no weight decay on 1-d parameters (BN weights, biases, the s_t logits) and
+    # biases; He et al.'s recipe (the reference configs set it), off = decay everything
+    filter_bias_and_bn: bool = False
 
     def resolved_lr(self) -> float:
         """The learning rate actually used."""
@@ -244,6 +265,9 @@ def validate(cfg: Config) -> None:
     _choice("method.mrp_loss", cfg.method.mrp_loss, MRP_LOSSES)
     _choice("method.mrp_output", cfg.method.mrp_output, MRP_OUTPUTS)
     _choice("method.schedule", cfg.method.schedule, SCHEDULES)
+    _choice("method.bn_stats", cfg.method.bn_stats, BN_STATS)
+    _choice("method.no_cka_step_weights", cfg.method.no_cka_step_weights, NO_CKA_STEP_WEIGHTS)
+    _choice("method.finetune_phases", cfg.method.finetune_phases, FINETUNE_PHASES)
     from tmkt.train.methods import METHODS  # late: methods import this module
 
     _choice("method.name", cfg.method.name, tuple(METHODS.names()))
@@ -292,13 +316,55 @@ def validate(cfg: Config) -> None:
     if cfg.train.num_workers < 0:
         raise ConfigError("train.num_workers must be >= 0")
     fse = cfg.method.finetune_static_epochs
-    if fse is not None and not 0 <= fse <= cfg.optim.epochs:
-        raise ConfigError(
-            f"method.finetune_static_epochs must be in 0..optim.epochs={cfg.optim.epochs}, "
-            f"got {fse}"
-        )
+    if cfg.method.finetune_phases == "shared":
+        if fse is not None and not 0 <= fse <= cfg.optim.epochs:
+            raise ConfigError(
+                f"method.finetune_static_epochs must be in 0..optim.epochs={cfg.optim.epochs} "
+                f"with finetune_phases: shared, got {fse}"
+            )
+    elif fse is not None and fse < 0:
+        raise ConfigError(f"method.finetune_static_epochs must be >= 0, got {fse}")
     if not cfg.experiment.seeds:
         raise ConfigError("experiment.seeds must list at least one seed")
+    check_ranges(cfg)
+
+
+# [key, lowest, highest, lowest allowed itself]: values outside break training silently (a
+# negative grad_clip flips the gradient, min_lr_ratio < 0 makes the lr negative, ...)
+RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("optim.lr_per_1024", 0.0, math.inf, False),
+    ("optim.grad_clip", 0.0, math.inf, False),
+    ("optim.min_lr_ratio", 0.0, 1.0, True),
+    ("method.beta", 0.0, math.inf, True),
+    ("method.lambda_mag", 0.0, math.inf, True),
+    ("method.lambda_mrp", 0.0, math.inf, True),
+    ("method.tet_lambda", 0.0, 1.0, True),
+    ("method.schedule_k", 0.0, math.inf, False),
+    ("method.schedule_value", 0.0, 1.0, True),
+    ("model.width", 0.0, math.inf, False),
+    ("model.tau", 1.0, math.inf, True),
+    ("model.v_threshold", 0.0, math.inf, False),
+    ("model.alpha", 0.0, math.inf, False),
+)
+
+
+def check_ranges(cfg: Config) -> None:
+    """Every number finite, and each `RANGES` key within its range; ConfigError names the key."""
+    for section in ("data", "model", "method", "optim", "train"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            v = getattr(getattr(cfg, section), f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{section}.{f.name} must be a finite number, got {v}")
+    for key, lo, hi, lo_ok in RANGES:
+        section, name = key.split(".")
+        v = getattr(getattr(cfg, section), name)
+        if v is None:
+            continue
+        if not ((v >= lo if lo_ok else v > lo) and v <= hi):
+            low = f"{'>=' if lo_ok else '>'} {lo:g}"
+            want = low if hi == math.inf else f"{low} and <= {hi:g}"
+            null = " (or null: no clipping)" if key == "optim.grad_clip" else ""
+            raise ConfigError(f"{key} must be {want}{null}, got {v}")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -393,6 +459,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key} may not be null")
     if origin in (list, tuple):
         args = typing.get_args(tp)
+        if origin is tuple and _is_int(value) and args and all(a is int for a in args):
+            value = [value] * len(args)  # data.size=48 means 48x48 (docs/datasets.md)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -434,6 +502,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return str(value)
         raise ConfigError(f"{key} must be a path, got {value!r}")
     return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _plain(obj: Any) -> Any:

@@ -38,6 +38,7 @@ from tmkt.train.evaluate import autocast_context, evaluate
 from tmkt.train.logging import MetricsLogger, Progress
 from tmkt.train.methods import Batch, Method, build_method
 from tmkt.train.plots import save_plots
+from tmkt.train.rundir import check_resume_config, check_run_dir, clear_run
 
 DataFn = Callable[[Any, str, str], Dataset]  # (DataConfig, kind "paired"|"events", split)
 ModelFn = Callable[[Any, int, tuple[int, int, int]], nn.Module]  # (ModelConfig, K, in_shape)
@@ -66,7 +67,8 @@ _PREPARED: dict[str, Any] = {}
 
 
 def default_data_fn(data_cfg: Any, kind: str, split: str) -> Dataset:
-    """Datasets from `tmkt.datasets`: paired (static, events, label) or events (events, label).
+    """Datasets from `tmkt.datasets`: paired (static, events, label), events (events, label) or
+    static (pictures drawn from the whole static pool, label).
 
     The prepared sources/split of the last config are reused, so the train/val/test builders
     scan the data folders once per run.
@@ -80,8 +82,18 @@ def default_data_fn(data_cfg: Any, kind: str, split: str) -> Dataset:
     prep = _PREPARED[key]
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
+    if split == "train":  # a class without training recordings would be tested, never learned
+        from tmkt.datasets.checks import check_train_classes
+
+        check_train_classes(data_cfg.name, prep.classes, prep.split)
+    if kind != "events":  # paired/static data: the pictures must be there
+        from tmkt.datasets.checks import require_static
+
+        require_static(prep.sources, "a method that trains on static pictures (all but dvs)")
     if kind == "paired":
         return datasets.PairedDataset(prep, split)
+    if kind == "static":
+        return datasets.StaticPoolDataset(prep, split)
     return datasets.EventDataset(prep, split)
 
 
@@ -124,7 +136,41 @@ def lr_lambda(total_iters: int, warmup_iters: int, min_ratio: float) -> Callable
     return f
 
 
+def param_groups(module: nn.Module, weight_decay: float, filter_bias_and_bn: bool) -> list[dict]:
+    """AdamW parameter groups: one with `weight_decay`, or (timm's rule, He et al.'s recipe)
+    1-d parameters (BN weights, biases, the s_t logits) and biases in a group without decay."""
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if not filter_bias_and_bn:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    no_decay = [p for n, p in params if p.ndim <= 1 or n.endswith(".bias")]
+    decay = [p for n, p in params if not (p.ndim <= 1 or n.endswith(".bias"))]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def phased_lr_lambda(
+    phase_iters: list[int], phase_warmup: list[int], min_ratio: float
+) -> Callable[[int], float]:
+    """`lr_lambda` restarted at every phase: each phase has its own warm-up and cosine."""
+    fs = [lr_lambda(max(1, n), w, min_ratio) for n, w in zip(phase_iters, phase_warmup,
+                                                              strict=True)]
+    ends = list(np.cumsum(phase_iters))
+
+    def f(it: int) -> float:
+        start = 0
+        for k, end in enumerate(ends):
+            if it < end or k == len(ends) - 1:
+                return fs[k](it - start)
+            start = int(end)
+        return fs[-1](it)
+
+    return f
+
+
 def _to_batch(raw: Any, kind: str) -> Batch:
+    if kind == "static":
+        static, label = raw[-2], raw[-1]
+        return Batch(label=torch.as_tensor(label), static=static)
     if kind == "paired":
         from tmkt.datasets import expand_like
 
@@ -176,21 +222,24 @@ class Trainer:
         resume: str | Path | None = None,
         data_fn: DataFn | None = None,
         model_fn: ModelFn | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg
         set_cpu_allocator(cfg.train.cpu_allocator)  # before the first large tensor
         self.data_fn = data_fn or default_data_fn
         self.model_fn = model_fn or default_model_fn
         info0 = D.env_dist_info()
-        self.device = D.resolve_device(cfg.train.device, info0)
+        self.device = D.resolve_device(cfg.train.device, info0, setting="train.device")
+        if cfg.train.amp != "none" and self.device.type != "cuda":
+            raise ConfigError(f"train.amp={cfg.train.amp} needs a CUDA device")
+        if out_dir is not None:  # every rank, before any rank can write (init_distributed)
+            check_run_dir(out_dir, resume=resume, overwrite=overwrite)
         self.info = D.init_distributed(self.device)
         if cfg.optim.batch_size % self.info.world_size:
             raise ConfigError(
                 f"optim.batch_size={cfg.optim.batch_size} must be divisible by the "
                 f"{self.info.world_size} ranks"
             )
-        if cfg.train.amp != "none" and self.device.type != "cuda":
-            raise ConfigError(f"train.amp={cfg.train.amp} needs a CUDA device")
         self.batch = cfg.optim.batch_size // self.info.world_size
         self.out_dir = Path(out_dir) if out_dir is not None else None
         seed_everything(cfg.train.seed)
@@ -202,6 +251,8 @@ class Trainer:
         model = self.model_fn(cfg.model, len(self.classes), self.in_shape)
         self.raw_model = model.to(self.device)
         self.method: Method = build_method(cfg.method, self.raw_model, cfg.data.T, cfg.optim.epochs)
+        self.phases = list(self.method.phases)  # epochs per phase (finetune: static, events)
+        self.n_epochs = sum(self.phases)
         self.method.to(self.device)
         if cfg.train.compile:
             self.method.model = torch.compile(self.raw_model)
@@ -214,16 +265,20 @@ class Trainer:
             )
 
         # steps per epoch (events and paired loaders index the same event samples)
-        self.steps = [self._steps_in(e) for e in range(cfg.optim.epochs)]
+        self.steps = [self._steps_in(e) for e in range(self.n_epochs)]
         self.total_iters = max(1, sum(self.steps))
-        warm = round(self.total_iters * min(cfg.optim.warmup_epochs, cfg.optim.epochs)
-                     / cfg.optim.epochs)
+        self.phase_starts = [int(v) for v in np.cumsum([0, *self.phases])[:-1]]
+        phase_iters, phase_warm = [], []
+        for start, n in zip(self.phase_starts, self.phases, strict=True):
+            iters = sum(self.steps[start:start + n])
+            phase_iters.append(iters)
+            phase_warm.append(round(iters * min(cfg.optim.warmup_epochs, n) / max(n, 1)))
         self.optimizer = torch.optim.AdamW(
-            self.method.parameters(), lr=cfg.optim.resolved_lr(),
-            weight_decay=cfg.optim.weight_decay,
+            param_groups(self.method, cfg.optim.weight_decay, cfg.optim.filter_bias_and_bn),
+            lr=cfg.optim.resolved_lr(),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(self.total_iters, warm, cfg.optim.min_lr_ratio)
+            self.optimizer, phased_lr_lambda(phase_iters, phase_warm, cfg.optim.min_lr_ratio)
         )
         self.scaler = torch.amp.GradScaler(enabled=cfg.train.amp == "fp16")
         self.epoch = 0
@@ -234,6 +289,8 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume is not None:
             history = self._restore(resume)
+        if overwrite and self.info.is_main and self.out_dir is not None:
+            clear_run(self.out_dir)  # only now: a run that fails to start keeps the old one
         self.logger = MetricsLogger(
             self.out_dir, enabled=self.info.is_main, tensorboard=cfg.train.tensorboard,
             history=history,
@@ -253,6 +310,8 @@ class Trainer:
         """The training dataset of `kind` (built once)."""
         if kind not in self._train_ds:
             ds = self.data_fn(self.cfg.data, kind, "train")
+            if hasattr(ds, "set_draw_seed"):  # pairing and augmentation follow train.seed
+                ds.set_draw_seed(self.cfg.train.seed)
             classes, _ = dataset_meta(ds)
             if classes != self.classes:
                 raise ValueError(
@@ -303,6 +362,7 @@ class Trainer:
                 f"{path}: checkpoint is for method {saved['method']['name']!r}, "
                 f"config says {self.cfg.method.name!r}"
             )
+        check_resume_config(st["config"], self.cfg, path)
         if list(st["classes"]) != self.classes or tuple(st["in_shape"]) != self.in_shape:
             raise ValueError(f"{path}: classes or input shape differ from the dataset")
         self.raw_model.load_state_dict(st["model"])
@@ -327,6 +387,8 @@ class Trainer:
         """One epoch; returns mean loss terms, lr and throughput."""
         cfg = self.cfg
         self.method.begin_epoch(epoch)
+        if epoch in self.phase_starts[1:]:  # a new phase: a fresh optimiser (its own schedule)
+            self.optimizer.state.clear()
         self.method.generator.manual_seed(
             (cfg.train.seed * 1_000_003 + epoch * 7919 + self.info.rank) % 2**63
         )
@@ -344,7 +406,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}  # on the terms' devices: no per-term host sync
         seen = 0
         t0 = time.perf_counter()
-        bar = Progress(loader, steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
+        bar = Progress(loader, steps, f"epoch {epoch + 1}/{self.n_epochs}",
                        enabled=cfg.train.progress and self.info.is_main)
         for step, raw in enumerate(bar):
             if step >= steps:
@@ -404,16 +466,16 @@ class Trainer:
         )
 
     def fit(self, stop_after_epoch: int | None = None) -> RunResult:
-        """Train to `optim.epochs` (or stop after epoch `stop_after_epoch`, as if killed)."""
+        """Train every phase's epochs (or stop after epoch `stop_after_epoch`, as if killed)."""
         cfg = self.cfg
-        while self.epoch < cfg.optim.epochs:
+        while self.epoch < self.n_epochs:
             e = self.epoch
             row: dict[str, Any] = {"epoch": e + 1}
             row.update(self.train_epoch(e))
             D.broadcast_buffers(self.method, self.info)  # BN running stats: rank 0's everywhere
             row["progress"] = self.iteration / self.total_iters
             self.epoch = e + 1
-            last_epoch = self.epoch == cfg.optim.epochs
+            last_epoch = self.epoch == self.n_epochs
             if self.epoch % cfg.train.eval_every == 0 or last_epoch:
                 val = self.validate()
                 top1 = D.broadcast_float(val["top1"] if val else 0.0, self.info, self.device)
@@ -466,7 +528,9 @@ class Trainer:
             if best_path is not None and best_path.exists():
                 best_model = copy.deepcopy(self.raw_model)
                 best_model.load_state_dict(load_checkpoint(best_path, self.device)["model"])
-            test = evaluate(best_model, loader, self.device, **kw)
+            from tmkt.deploy.energy import with_energy  # + operations/energy, same pass
+
+            test = with_energy(best_model, lambda: evaluate(best_model, loader, self.device, **kw))
             if self.out_dir is not None:
                 self._write_results(test, test_last)
         D.barrier(self.info)
@@ -484,7 +548,7 @@ class Trainer:
             "seed": self.cfg.train.seed,
             "dataset": self.cfg.data.name,
             "model": self.cfg.model.name,
-            "epochs": self.cfg.optim.epochs,
+            "epochs": self.n_epochs,
             "best_epoch": self.best_epoch,
             "best_val_top1": self.best_val,
             "best_val_loss": self.best_val_loss,
@@ -538,10 +602,15 @@ def train(
     stop_after_epoch: int | None = None,
     data_fn: DataFn | None = None,
     model_fn: ModelFn | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Train `cfg` into `out_dir` (default `run_dir_for(cfg)`); see `Trainer`."""
+    """Train `cfg` into `out_dir` (default `run_dir_for(cfg)`); see `Trainer`.
+
+    `out_dir` must be new or empty, or hold the run being resumed; `overwrite` replaces a
+    previous run there (`tmkt.train.rundir`)."""
     out = Path(out_dir) if out_dir is not None else run_dir_for(cfg)
-    trainer = Trainer(cfg, out_dir=out, resume=resume, data_fn=data_fn, model_fn=model_fn)
+    trainer = Trainer(cfg, out_dir=out, resume=resume, data_fn=data_fn, model_fn=model_fn,
+                      overwrite=overwrite)
     try:
         return trainer.fit(stop_after_epoch=stop_after_epoch)
     finally:
