@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from tmkt.datasets import DataConfig, EventDataset, prepare
-from tmkt.datasets.paired import Prepared
+from tmkt.datasets.prepare import Prepared
 from tmkt.datasets.sim import MEMO, picture_seed, sim_params
 from tmkt.events.frames import events_to_frames_many
 from tmkt.events.sim import simulate_batch

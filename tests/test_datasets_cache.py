@@ -145,7 +145,7 @@ def test_frame_cache_low_level_and_pickle(tmp_path):
 
 def test_frames_code_change_rebuilds(prep, tmp_path, monkeypatch):
     ds = _cached(prep, tmp_path)
-    monkeypatch.setattr("tmkt.datasets.paired.frames_code_hash", lambda: "changed")
+    monkeypatch.setattr("tmkt.datasets.event_frames.frames_code_hash", lambda: "changed")
     again = _cached(prep, tmp_path)
     assert again.cache.path == ds.cache.path
     assert again.cache.built and again.cache.reason == "settings changed"

@@ -17,7 +17,7 @@ Factory contract::
   keys); set `Item.official` to "train"/"test" where the data ships an official split.
 - Missing folders: raise `DatasetError` showing the expected layout (`base.require_dir`).
 - Do no frame computation here: splitting, pairing, encoding and caching are done by
-  `tmkt.datasets.paired` for every family alike.
+  `tmkt.datasets.prepare` and the datasets for every family alike.
 - The module holding the factory must be imported before use; built-in families are imported
   by `tmkt.datasets`, others are imported by name from `tmkt.datasets.<name>` on first use.
 """

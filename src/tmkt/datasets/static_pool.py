@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from tmkt.datasets.base import DatasetError
-from tmkt.datasets.paired import Prepared, SampleBatch, StaticDataset, _check_split
+from tmkt.datasets.collate import SampleBatch
+from tmkt.datasets.prepare import Prepared, _check_split
+from tmkt.datasets.static_frames import StaticDataset
 
 
 class StaticPoolDataset(StaticDataset):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tmkt.datasets.paired import expanded_over_time
+from tmkt.datasets.collate import expanded_over_time
 from tmkt.registry import Registry
 from tmkt.snn.layers import SeqBatchNorm2d
 from tmkt.snn.stream_bn import (
