@@ -199,6 +199,7 @@ def test_no_cuda_is_one_line(fake: Path, tmp_path: Path, capsys,
     rc, err = _run(capsys, "eval", "--checkpoint", tmp_path / "none.pt", "--device", "cuda")
     line = _one_error_line(err)
     assert rc == 2 and "no usable CUDA device" in line and "train.device" not in line
+    assert "--device=cuda" in line and "set --device=cpu or auto" in line
 
 
 def test_unwritable_out_is_one_line(fake: Path, tmp_path: Path, capsys,

@@ -172,7 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tmkt.train.evaluate import evaluate
     from tmkt.train.loop import dataset_meta, default_model_fn
 
-    device = resolve_device(args.device, DistInfo())
+    device = resolve_device(args.device, DistInfo(), setting="--device")
     ckpt = args.checkpoint if args.checkpoint.is_file() else args.checkpoint / "best.pt"
     st = load_checkpoint(ckpt)
     cfg = Config.from_json(st["config"])
@@ -232,8 +232,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     if tuple(in_shape) != tuple(st["in_shape"]):
         raise ValueError(
-            f"input shape {tuple(in_shape)} differs from the checkpoint's "
-            f"{tuple(st['in_shape'])} (set the same data.size)"
+            f"input shape {tuple(in_shape)} of the data under {data_cfg.root} differs from the "
+            f"checkpoint's {tuple(st['in_shape'])} (data.size={cfg.data.size} in its run): "
+            "recordings of another sensor size than the run was trained on"
         )
     model = default_model_fn(cfg.model, len(classes), in_shape).to(device)
     model.load_state_dict(st["model"])

@@ -8,6 +8,7 @@ plots and a test evaluation of the best-on-validation weights (and of the last o
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import math
@@ -154,15 +155,11 @@ def phased_lr_lambda(
     """`lr_lambda` restarted at every phase: each phase has its own warm-up and cosine."""
     fs = [lr_lambda(max(1, n), w, min_ratio) for n, w in zip(phase_iters, phase_warmup,
                                                               strict=True)]
-    ends = list(np.cumsum(phase_iters))
+    starts = [int(v) for v in np.cumsum([0, *phase_iters])[:-1]]
 
     def f(it: int) -> float:
-        start = 0
-        for k, end in enumerate(ends):
-            if it < end or k == len(ends) - 1:
-                return fs[k](it - start)
-            start = int(end)
-        return fs[-1](it)
+        k = max(0, bisect.bisect_right(starts, it) - 1)  # the phase `it` is in (the last: on)
+        return fs[k](it - starts[k])
 
     return f
 
