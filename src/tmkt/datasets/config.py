@@ -11,9 +11,10 @@ from typing import Any
 SPLITS = ("train", "val", "test")
 BINNINGS = ("time", "count")
 NORMS = ("none", "log1p", "clip")
-STATIC_ENCODINGS = ("hsv_v", "gray")
+STATIC_ENCODINGS = ("hsv_v", "gray", "sim")
 PAIRINGS = ("class", "index")
 FRAMES_DTYPES = ("auto", "float32")
+STATIC_SIM_KEYS = ("preset", "seed", "per_epoch", "params")
 
 
 @dataclass
@@ -31,7 +32,13 @@ class DataConfig:
     size: tuple[int, int] | None = None
     binning: str = "time"
     norm: str = "none"
+    # "hsv_v" (the paper's), "gray", or "sim": each picture becomes a recording of the dataset's
+    # simulator preset, binned exactly like the real events (settings in `static_sim`) [ours]
     static_encoding: str = "hsv_v"
+    # [ours] the `sim` static encoding: preset (None: the dataset's own, e.g. nmnist,
+    # ncaltech101), seed (int >= 0), per_epoch (True: a fresh simulator seed every epoch,
+    # simulated on demand instead of read from the frame cache), params (SimParams overrides)
+    static_sim: dict[str, Any] = field(default_factory=dict)
     pairing: str = "class"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -44,7 +51,11 @@ class DataConfig:
     cache_dir: str | Path | None = None  # None: <root>/.tmkt_cache
     augment: bool = False
     exclude_background: bool = True
+    # [ours] the event budget: at most this many training recordings per class (val and test
+    # stay whole), drawn by `subset_seed` (None: the run's train.seed, so every seed of an
+    # experiment draws its own subset)
     max_per_class: int | None = None
+    subset_seed: int | None = None
     class_intersection: bool = False  # True: keep only classes present in both modalities
     split_file: str | Path | None = None  # a JSON written by `save_split`, reused as is
     options: dict[str, Any] = field(default_factory=dict)  # family-specific extras (e.g. sim)
@@ -75,6 +86,15 @@ class DataConfig:
                 raise ValueError(f"DataConfig.{name} must be in [0, 1), got {v}")
         if self.max_per_class is not None and self.max_per_class < 1:
             raise ValueError(f"DataConfig.max_per_class must be >= 1, got {self.max_per_class}")
+        if self.subset_seed is not None and self.subset_seed < 0:
+            raise ValueError(f"DataConfig.subset_seed must be >= 0 or null, got {self.subset_seed}")
+        if not isinstance(self.static_sim, dict):
+            raise ValueError("DataConfig.static_sim must map preset/seed/per_epoch/params")
+        unknown = sorted(set(self.static_sim) - set(STATIC_SIM_KEYS))
+        if unknown:
+            raise ValueError(
+                f"DataConfig.static_sim: unknown key(s) {unknown}; valid: {list(STATIC_SIM_KEYS)}"
+            )
 
     @property
     def root_path(self) -> Path:

@@ -48,15 +48,28 @@ class Prepared:
         w, h = self.sources.sensor_size
         return (h, w)
 
+    @property
+    def subset_seed(self) -> int:
+        """Seed of the `max_per_class` draw (`subset_seed`, else `data.seed`; the trainer
+        passes the run's train.seed when `subset_seed` is unset)."""
+        c = self.cfg
+        return c.subset_seed if c.subset_seed is not None else c.seed
+
     def event_items(self, split: str) -> list[Item]:
-        """Event items of a split, subsampled to max_per_class if set."""
+        """Event items of a split; the train split subsampled to max_per_class if set (the
+        event budget: val and test stay whole, so budgets are scored on the same data)."""
         items = resolve(self.split.events[split], self.events_by_ref, "event samples")
-        return _limit(items, self.cfg.max_per_class, self.cfg.seed)
+        if split != "train":
+            return items
+        return _limit(items, self.cfg.max_per_class, self.subset_seed)
 
     def static_items(self, split: str, *, limit: bool = True) -> list[Item]:
-        """Static items of a split (the pairing pool when limit=False)."""
+        """Static items of a split (the pairing pool when limit=False; the train split
+        subsampled to max_per_class otherwise)."""
         items = resolve(self.split.static[split], self.static_by_ref, "static pictures")
-        return _limit(items, self.cfg.max_per_class, self.cfg.seed) if limit else items
+        if not limit or split != "train":
+            return items
+        return _limit(items, self.cfg.max_per_class, self.subset_seed)
 
 def match_classes(sources: Sources, intersection: bool) -> list[str]:
     """Class names present in both modalities; a mismatch is an error listing the classes."""

@@ -128,6 +128,11 @@ class OptimConfig:
     # timm's rule: no weight decay on 1-d parameters (BN weights, biases, the s_t logits) and
     # biases; He et al.'s recipe (the reference configs set it), off = decay everything
     filter_bias_and_bn: bool = False
+    # [ours] optimiser steps per epoch (per phase epoch): None = one pass over the training
+    # data; N = every epoch is N steps drawn from seeded permutations laid end to end, so a run
+    # takes epochs x N steps whatever the number of recordings (an event budget of 50 must not
+    # mean 16 steps)
+    steps_per_epoch: int | None = None
 
     def resolved_lr(self) -> float:
         """The learning rate actually used."""
@@ -184,6 +189,11 @@ class ExperimentConfig:
     quick: dict[str, Any] = field(
         default_factory=lambda: {"optim.epochs": 2, "train.max_steps_per_epoch": 4}
     )
+    # event budgets: each entry x seed runs at data.max_per_class = every budget here (null:
+    # all recordings); empty = no budget axis (data.max_per_class as configured)
+    budgets: list[int | None] = field(default_factory=list)
+    # entry -> the budgets it runs at (default: all of `budgets`), e.g. ablations at [10]
+    budget_methods: dict[str, list[int | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -257,6 +267,17 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Confi
     return Config.from_dict(d)
 
 
+def resolve_method_data(cfg: Config) -> Config:
+    """`cfg` with the data settings its method is defined by (`sim_pretrain` and `joint`
+    train on simulated recordings: data.static_encoding sim); what a run saves and compares."""
+    from tmkt.train.methods import METHODS
+
+    fixed = getattr(METHODS.get(cfg.method.name), "static_encoding", None)
+    if fixed is None or cfg.data.static_encoding == fixed:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, static_encoding=fixed))
+
+
 def validate(cfg: Config) -> None:
     """Check value ranges and choices; ConfigError names the key."""
     _choice("train.amp", cfg.train.amp, AMP_MODES)
@@ -315,6 +336,26 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
     if cfg.train.num_workers < 0:
         raise ConfigError("train.num_workers must be >= 0")
+    spe = cfg.optim.steps_per_epoch
+    if spe is not None and (isinstance(spe, bool) or spe < 1):
+        raise ConfigError(f"optim.steps_per_epoch must be >= 1 or null, got {spe}")
+    for b in cfg.experiment.budgets:
+        if b is not None and (isinstance(b, bool) or b < 1):
+            raise ConfigError(
+                f"experiment.budgets: a budget is recordings per class >= 1 (or null: all), "
+                f"got {b}"
+            )
+    for entry, bs in cfg.experiment.budget_methods.items():
+        if entry not in cfg.experiment.methods:
+            raise ConfigError(
+                f"experiment.budget_methods: {entry!r} is not in experiment.methods"
+            )
+        extra = [b for b in bs if b not in cfg.experiment.budgets]
+        if extra:
+            raise ConfigError(
+                f"experiment.budget_methods.{entry}: budgets {extra} are not in "
+                f"experiment.budgets {cfg.experiment.budgets}"
+            )
     fse = cfg.method.finetune_static_epochs
     if cfg.method.finetune_phases == "shared":
         if fse is not None and not 0 <= fse <= cfg.optim.epochs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from tmkt.allocator import set_cpu_allocator
 from tmkt.train import distributed as D
@@ -34,12 +35,13 @@ from tmkt.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from tmkt.train.config import Config, ConfigError, save_config
+from tmkt.train.config import Config, ConfigError, resolve_method_data, save_config
 from tmkt.train.evaluate import autocast_context, evaluate
 from tmkt.train.logging import MetricsLogger, Progress
 from tmkt.train.methods import Batch, Method, build_method
 from tmkt.train.plots import save_plots
 from tmkt.train.rundir import check_resume_config, check_run_dir, clear_run
+from tmkt.train.sampling import CyclicSampler
 
 DataFn = Callable[[Any, str, str], Dataset]  # (DataConfig, kind "paired"|"events", split)
 ModelFn = Callable[[Any, int, tuple[int, int, int]], nn.Module]  # (ModelConfig, K, in_shape)
@@ -180,12 +182,19 @@ def _to_batch(raw: Any, kind: str) -> Batch:
 
 def _loader(
     ds: Dataset, batch: int, *, shuffle: bool, seed: int, epoch: int, info: D.DistInfo,
-    workers: int, drop_last: bool, pin: bool,
+    workers: int, drop_last: bool, pin: bool, steps: int | None = None,
 ) -> DataLoader:
-    sampler = DistributedSampler(
-        ds, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed
-    )
-    sampler.set_epoch(epoch)
+    """The training loader of one epoch: one pass over `ds` (DistributedSampler), or with
+    `steps` exactly that many batches per rank (`CyclicSampler`, optim.steps_per_epoch)."""
+    sampler: Sampler[int]
+    if steps is not None:
+        sampler = CyclicSampler(len(ds), steps * batch, seed=seed, epoch=epoch,
+                                rank=info.rank, world=info.world_size)
+    else:
+        sampler = DistributedSampler(
+            ds, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed
+        )
+        sampler.set_epoch(epoch)
     gen = torch.Generator()
     gen.manual_seed(seed * 100_003 + epoch)
     drop = drop_last and len(sampler) >= batch
@@ -221,6 +230,7 @@ class Trainer:
         model_fn: ModelFn | None = None,
         overwrite: bool = False,
     ) -> None:
+        cfg = resolve_method_data(cfg)  # sim_pretrain, joint: simulated static data
         self.cfg = cfg
         set_cpu_allocator(cfg.train.cpu_allocator)  # before the first large tensor
         self.data_fn = data_fn or default_data_fn
@@ -242,7 +252,10 @@ class Trainer:
         seed_everything(cfg.train.seed)
 
         self._train_ds: dict[str, Dataset] = {}
-        val_ds = self.data_fn(cfg.data, "events", "val")
+        # the event budget's subset follows the run's seed unless data.subset_seed fixes it
+        self.data_cfg = cfg.data if cfg.data.subset_seed is not None else \
+            dataclasses.replace(cfg.data, subset_seed=cfg.train.seed)
+        val_ds = self.data_fn(self.data_cfg, "events", "val")
         self.classes, self.in_shape = dataset_meta(val_ds)
         self.val_ds = val_ds
         model = self.model_fn(cfg.model, len(self.classes), self.in_shape)
@@ -306,9 +319,12 @@ class Trainer:
     def train_dataset(self, kind: str) -> Dataset:
         """The training dataset of `kind` (built once)."""
         if kind not in self._train_ds:
-            ds = self.data_fn(self.cfg.data, kind, "train")
+            ds = self.data_fn(self.data_cfg, kind, "train")
             if hasattr(ds, "set_draw_seed"):  # pairing and augmentation follow train.seed
                 ds.set_draw_seed(self.cfg.train.seed)
+            spe = self.cfg.optim.steps_per_epoch
+            if spe is not None and hasattr(ds, "length"):  # the static pool: an epoch is
+                ds.length = spe * self.batch * self.info.world_size  # that many fresh pictures
             classes, _ = dataset_meta(ds)
             if classes != self.classes:
                 raise ValueError(
@@ -318,6 +334,11 @@ class Trainer:
         return self._train_ds[kind]
 
     def _steps_in(self, epoch: int) -> int:
+        if self.cfg.optim.steps_per_epoch is not None:
+            n = self.cfg.optim.steps_per_epoch
+            if self.cfg.train.max_steps_per_epoch is not None:
+                n = min(n, self.cfg.train.max_steps_per_epoch)
+            return n
         ds = self.train_dataset(self.method.data_kind(epoch))
         per_rank = math.ceil(len(ds) / self.info.world_size)
         drop = self.cfg.train.drop_last and per_rank >= self.batch
@@ -397,6 +418,7 @@ class Trainer:
             ds, self.batch, shuffle=True, seed=cfg.train.seed, epoch=epoch, info=self.info,
             workers=cfg.train.num_workers, drop_last=cfg.train.drop_last,
             pin=self.device.type == "cuda",
+            steps=self.steps[epoch] if cfg.optim.steps_per_epoch is not None else None,
         )
         steps = self.steps[epoch]
         self.ddp.train()
@@ -512,7 +534,7 @@ class Trainer:
             if self.out_dir is not None:
                 self._write_results(None, None)
         elif self.info.is_main:
-            test_ds = self.data_fn(self.cfg.data, "events", "test")
+            test_ds = self.data_fn(self.data_cfg, "events", "test")
             classes, _ = dataset_meta(test_ds)
             if classes != self.classes:
                 raise ValueError("test split classes differ from the training classes")

@@ -91,6 +91,7 @@ class Method(nn.Module):
 
     name = "base"
     uses_all_params = True
+    static_encoding: str | None = None  # an encoding the method is defined by (None: any)
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, T: int, epochs: int = 1) -> None:
         super().__init__()
@@ -204,6 +205,40 @@ class FinetuneMethod(Method):
         key = "l_static" if static_phase else "l_evt"
         return loss, {"loss": loss.detach(), key: loss.detach(),
                       "acc": accuracy(out.logits_evt, batch.label)}
+
+
+@METHODS.register("sim_pretrain")
+class SimPretrainMethod(FinetuneMethod):
+    """`finetune` on simulated recordings of the static set (`data.static_encoding: sim`, set by
+    `resolve_method_data`): a simulator user's pre-train-then-fine-tune."""
+
+    name = "sim_pretrain"
+    static_encoding = "sim"
+
+
+@METHODS.register("joint")
+class JointMethod(Method):
+    """One stream, event head, TET loss: each batch holds the B real recordings and their B
+    class-paired simulated recordings (`data.static_encoding: sim`, `resolve_method_data`),
+    normalised together; `dvs` plus simulated data, nothing else."""
+
+    name = "joint"
+    uses_all_params = False  # the source head is unused
+    static_encoding = "sim"
+
+    def forward(self, batch: Batch, progress: float) -> tuple[torch.Tensor, Terms]:
+        if batch.static is None or batch.events is None:
+            raise ValueError("method 'joint' needs paired simulated and real event frames")
+        sim = batch.static
+        real = batch.events.to(sim.dtype) if batch.events.dtype != sim.dtype else batch.events
+        x = torch.cat([real, sim.expand(real.shape)], 0)
+        y = torch.cat([batch.label, batch.label], 0)
+        out = self.model(time_first(x))
+        loss = self.tet(out.logits_evt, y)
+        B = batch.size
+        return loss, {"loss": loss.detach(), "l_evt": loss.detach(),
+                      "acc": accuracy(out.logits_evt[:, :B], batch.label),
+                      "acc_sim": accuracy(out.logits_evt[:, B:], batch.label)}
 
 
 class TwoStreamMethod(Method):
