@@ -1,4 +1,5 @@
-"""End-of-run PNG plots from the per-epoch history (matplotlib, Agg backend)."""
+"""End-of-run PNG plots from the per-epoch history, and an experiment's accuracy against the
+event budget (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,38 @@ def save_plots(
         fig.savefig(written[-1], dpi=100)
         plt.close(fig)
     return written
+
+
+def save_budget_plot(
+    series: dict[str, dict[str, tuple[float, float]]],
+    labels: list[str],
+    path: str | Path,
+    ylabel: str = "test top-1 (%)",
+    xlabel: str = "training recordings per class",
+    title: str = "accuracy against the event budget",
+) -> Path:
+    """One line per entry of `series` (entry -> x label -> (mean, std)) over the categorical x
+    axis `labels` (e.g. "5", "10", "20", "all"), error bars = std; an entry at one budget only
+    is a point. Entries are shifted apart a little so their error bars do not overlap."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    k = max(len(series), 1)
+    for i, (name, pts) in enumerate(series.items()):
+        shift = 0.06 * (i - (k - 1) / 2) if k > 1 else 0.0
+        xs = [j + shift for j, lab in enumerate(labels) if lab in pts]
+        ms = [pts[lab][0] for lab in labels if lab in pts]
+        sds = [pts[lab][1] for lab in labels if lab in pts]
+        ax.errorbar(xs, ms, yerr=sds, fmt="-o" if len(xs) > 1 else "o", ms=4, capsize=3,
+                    label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
