@@ -128,13 +128,13 @@ def test_paired_augmented_batch_equals_per_sample(prep, tmp_path):
     _assert_same(_epoch(ds, fast_collate, seed=1), _per_sample(ds, seed=1))
 
 
-def test_static_encode_many_equals_encode(prep, shared_cache):
+def test_static_encode_many_equals_encode(prep, tmp_path):
     st = StaticDataset(_with(prep, cache=False), "val")
     idx = [5, 0, 5, 3]
     ref = np.stack([st.encode(j) for j in idx])
     np.testing.assert_array_equal(st.encode_many(idx), ref)
     _assert_same([fast_collate(st.__getitems__(idx))], [default_collate([st[j] for j in idx])])
-    st.cfg = DataConfig(root=prep.cfg.root, cache=True, cache_dir=shared_cache, T=4)
+    st.cfg = DataConfig(root=prep.cfg.root, cache=True, cache_dir=tmp_path, T=4)
     assert st.open_plane_cache().built
     np.testing.assert_array_equal(st.encode_many(idx), ref)  # planes == Pillow, exactly
     np.testing.assert_array_equal(np.stack([st.encode(j) for j in idx]), ref)

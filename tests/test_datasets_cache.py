@@ -17,10 +17,10 @@ def prep(shared_data):
     return prepare(DataConfig(root=shared_data, max_per_class=2, T=5, cache=False))
 
 
-def _cached(prep, tmp_path, **kw):
+def _cached(prep, tmp_path, split="val", **kw):
     prep.cfg = DataConfig(root=prep.cfg.root, max_per_class=kw.pop("max_per_class", 2),
                           T=kw.pop("T", 5), cache=True, cache_dir=tmp_path, **kw)
-    return EventDataset(prep, "val")
+    return EventDataset(prep, split)
 
 
 def test_cache_equals_decoding_and_is_one_file(prep, tmp_path):
@@ -94,21 +94,22 @@ def test_bad_header_and_missing_sidecar_rebuild(prep, tmp_path):
 
 
 def test_settings_and_file_list_changes_rebuild(prep, tmp_path):
-    ds = _cached(prep, tmp_path)
-    other_t = _cached(prep, tmp_path, T=3)
+    # the train split: max_per_class (the event budget) subsamples training recordings only
+    ds = _cached(prep, tmp_path, "train")
+    other_t = _cached(prep, tmp_path, "train", T=3)
     assert other_t.cache.path != ds.cache.path and other_t.cache.built
-    more = _cached(prep, tmp_path, max_per_class=3)  # same settings, other files
+    more = _cached(prep, tmp_path, "train", max_per_class=3)  # same settings, other files
     assert more.cache.path != ds.cache.path  # one file per sample list: never shared
     assert more.cache.built and more.cache.reason == "no cache file"
-    again = _cached(prep, tmp_path)  # the first list's cache is still there, untouched
+    again = _cached(prep, tmp_path, "train")  # the first list's cache is still there, untouched
     assert again.cache.path == ds.cache.path and not again.cache.built
     # a sidecar whose list differs from the one named in the file (a renamed file): rebuilt
     more.cache.path.replace(ds.cache.path)
     (more.cache.path.parent / (more.cache.path.name + ".json")).replace(
         ds.cache.path.parent / (ds.cache.path.name + ".json"))
-    renamed = _cached(prep, tmp_path)
+    renamed = _cached(prep, tmp_path, "train")
     assert renamed.cache.built and renamed.cache.reason == "file list changed"
-    log = _cached(prep, tmp_path, norm="log1p")
+    log = _cached(prep, tmp_path, "train", norm="log1p")
     assert log.cache.path != ds.cache.path
     np.testing.assert_allclose(log[0][0].numpy(), np.log1p(ds.decode(0)), rtol=1e-6)
 

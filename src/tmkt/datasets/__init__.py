@@ -12,6 +12,7 @@ from tmkt.datasets.event_frames import EventDataset, build_events
 from tmkt.datasets.paired import PairedDataset, build_paired
 from tmkt.datasets.prepare import Prepared, prepare, write_split
 from tmkt.datasets.registry import DATASETS, get_sources
+from tmkt.datasets.sim_static import SimStaticFrames, static_sim_settings
 from tmkt.datasets.splits import Split, load_split, save_split
 from tmkt.datasets.static_frames import StaticDataset, build_static
 from tmkt.datasets.static_pool import StaticPoolDataset
@@ -25,6 +26,7 @@ __all__ = [
     "PairedDataset",
     "Prepared",
     "SampleBatch",
+    "SimStaticFrames",
     "Sources",
     "Split",
     "StaticDataset",
@@ -40,5 +42,6 @@ __all__ = [
     "load_split",
     "prepare",
     "save_split",
+    "static_sim_settings",
     "write_split",
 ]

@@ -69,12 +69,22 @@ class EventDataset(_ClassFrames):
             "frames_code": frames_code_hash(),
         }
 
+    def cache_tag(self) -> str:
+        """The readable part of the frame cache's file name."""
+        cfg = self.cfg
+        h, w = self.hw
+        return f"{cfg.name}-{self.split}-T{cfg.T}-{h}x{w}-{cfg.binning}-{cfg.norm}"
+
+    def cache_fingerprint(self) -> list[list[Any]]:
+        """The sample list the frame cache is valid for."""
+        return _fingerprint(self.items)
+
     def _open_cache(self, prep: Prepared) -> frame_cache.FrameCache:
         cfg = self.cfg
         settings = self.cache_settings(prep)
         h, w = self.hw
-        tag = f"{cfg.name}-{self.split}-T{cfg.T}-{h}x{w}-{cfg.binning}-{cfg.norm}"
-        fingerprint = _fingerprint(self.items)
+        tag = self.cache_tag()
+        fingerprint = self.cache_fingerprint()
         path = frame_cache.cache_file(cfg.cache_path, tag, settings["root"], fingerprint)
         shape = (len(self.items), cfg.T, 2, h, w)
         plan = getattr(self._load, "plan", None)  # sources that load ahead in batches (sim)

@@ -42,7 +42,7 @@ class PairedDataset(Dataset):
         else:
             self.pools = self._class_pools(pool)
         if cfg.cache and self.static.augment is None:
-            self.static.open_plane_cache()
+            self.static.open_plane_cache()  # none with static_encoding "sim" (its frame cache)
 
     def _class_pools(self, pool: list[Item]) -> dict[int, np.ndarray]:
         by_class: dict[int, list[int]] = {}
@@ -152,12 +152,16 @@ class PairedDataset(Dataset):
         from the frame cache in one read and the pictures from the plane cache in one read; the
         static batch is then each plane expanded over T and both channels (a stride-0 view, not
         T x 2 copies: the methods and `Batch.to` keep it unexpanded until a network needs it).
+        With ``static_encoding: sim`` the static batch is full frames from its own frame cache.
         """
         idx = [int(i) for i in indices]
         partners = self.partners_of(idx)
         labels = _labels(self.events._targets, idx)
         if self.events.augment is None and self.static.augment is None:
             ev = self.events.frames_many(idx)
+            if self.static.sim is not None:
+                st_full = torch.from_numpy(self.static.encode_many(partners))
+                return SampleBatch((st_full, torch.from_numpy(ev), labels))
             planes = torch.from_numpy(self.static.planes_many(partners))
             st = planes[:, None, None].expand(len(idx), self.cfg.T, 2, *self.events.hw)
             return SampleBatch((st, torch.from_numpy(ev), labels))

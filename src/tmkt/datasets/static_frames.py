@@ -1,5 +1,9 @@
 """Static frames of one split (`StaticDataset`): pictures -> (T, 2, H, W) sequences by the
-configured encoding, through the plane cache, augmented in the train split; `build_static`."""
+configured encoding, through the plane cache, augmented in the train split; `build_static`.
+
+With ``static_encoding: sim`` every picture is a simulated recording binned like the real
+events (`tmkt.datasets.sim_static.SimStaticFrames`, its own frame cache): full (T, 2, H, W)
+frames, no planes, event augmentation in the train split."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from tmkt.datasets.base import DatasetError, Item
 from tmkt.datasets.collate import SampleBatch, _labels
 from tmkt.datasets.config import DataConfig
 from tmkt.datasets.prepare import Prepared, _check_split, _ClassFrames, prepare
+from tmkt.datasets.sim_static import SimStaticFrames, load_picture, picture_fingerprint
 
 
 def static_code_hash() -> str:
@@ -41,17 +46,25 @@ class StaticDataset(_ClassFrames):
         self._load = prep.sources.load_static
         self.hw = prep.frame_hw
         self._targets = [self.classes.index(it.label) for it in self.items]
-        self.augment = None
-        if cfg.augment and split == "train":
-            self.augment = _static_augment()
+        self.augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
         self.epoch = 0
         self.draw_seed = cfg.seed  # the trainer sets train.seed (`set_draw_seed`)
         self.planes: frame_cache.FrameCache | None = None
+        # static_encoding "sim": simulated recordings of the pictures (frame cache, no planes)
+        self.sim: SimStaticFrames | None = None
+        if cfg.static_encoding == "sim":
+            self.sim = SimStaticFrames(prep, split, self.items)
+            self.augment = self.sim.augment  # event augmentation of the frames
+        elif cfg.augment and split == "train":
+            self.augment = _static_augment()
 
     def encode(self, j: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Picture j as a (T, 2, H, W) float32 sequence (augmented in the train split)."""
         from tmkt.static.encode import encode_static
 
+        if self.sim is not None:
+            rng = rng if rng is not None or self.augment is None else self.rng(j)
+            return self.sim.frames(j, rng)
         if self.augment is None and self.planes is not None:  # the plane cache: no Pillow
             out = np.empty((self.cfg.T, 2, *self.hw), dtype=np.float32)
             out[...] = self.planes.array[j]
@@ -67,39 +80,36 @@ class StaticDataset(_ClassFrames):
         return np.asarray(x, dtype=np.float32)
 
     def _picture(self, j: int) -> np.ndarray:
-        it = self.items[j]
-        try:
-            return np.asarray(self._load(it))
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{it.path or it.ref}: cannot read picture ({e})") from None
+        return load_picture(self._load, self.items[j])
+
+    def _no_planes(self) -> DatasetError:
+        return DatasetError(
+            "static_encoding 'sim' gives full (T, 2, H, W) frames, not planes: use encode_many"
+        )
 
     def plane(self, j: int) -> np.ndarray:
         """The (H, W) plane that `encode(j)` repeats over T and both channels (no augmentation)."""
         from tmkt.static.encode import encode_static
 
+        if self.sim is not None:
+            raise self._no_planes()
+
         x = encode_static(self._picture(j), 1, self.hw, mode=self.cfg.static_encoding)
         return np.asarray(x[0, 0], dtype=np.float32)
 
-    def open_plane_cache(self) -> frame_cache.FrameCache:
+    def open_plane_cache(self) -> frame_cache.FrameCache | None:
         """Open (verifying) or build a `.npy` (P, H, W) of every picture's plane in `cache_dir`.
 
         Used by `encode_many` (and so by the batched `__getitems__`) without augmentation.
         Identified by the settings, the pictures' refs and labels, the file size and mtime of
         pictures with a path and a hash of the bytes of those without (in-memory pictures).
+        None with ``static_encoding: sim`` (no planes; its frame cache opens with the dataset).
         """
+        if self.sim is not None:
+            return None
         cfg = self.cfg
         h, w = self.hw
-        digest = hashlib.blake2b(digest_size=16)
-        fingerprint = []
-        for j, it in enumerate(self.items):
-            if it.path is not None and Path(it.path).is_file():
-                st = Path(it.path).stat()
-                fingerprint.append([it.ref, it.label, st.st_size, st.st_mtime_ns])
-            else:
-                img = np.ascontiguousarray(self._picture(j))
-                digest.update(f"{img.dtype.str}{img.shape}".encode())
-                digest.update(img.tobytes())
-                fingerprint.append([it.ref, it.label, None, None])
+        fingerprint, digest = picture_fingerprint(self.items, self._load)
         settings = {
             "kind": "static planes",
             "dataset": cfg.name,
@@ -108,7 +118,7 @@ class StaticDataset(_ClassFrames):
             "size": [h, w],
             "encoding": cfg.static_encoding,
             "options": json.loads(json.dumps(cfg.options, sort_keys=True, default=str)),
-            "in_memory_pictures": digest.hexdigest(),
+            "in_memory_pictures": digest,
             "static_code": static_code_hash(),
         }
         tag = f"{cfg.name}-static-{self.split}-{h}x{w}-{cfg.static_encoding}-P{len(self.items)}"
@@ -125,6 +135,8 @@ class StaticDataset(_ClassFrames):
         encoded once) and written into the batch in one broadcast.
         """
         idx = [int(j) for j in indices]
+        if self.sim is not None and self.augment is None:
+            return self.sim.frames_many(idx)
         out = np.empty((len(idx), self.cfg.T, 2, *self.hw), dtype=np.float32)
         if self.augment is not None:
             for k, j in enumerate(idx):
@@ -135,7 +147,10 @@ class StaticDataset(_ClassFrames):
 
     def planes_many(self, indices: Sequence[int]) -> np.ndarray:
         """The (B, H, W) planes that `encode_many` (without augmentation) repeats over T and
-        both channels: from the plane cache, or each distinct picture encoded once."""
+        both channels: from the plane cache, or each distinct picture encoded once (not with
+        ``static_encoding: sim``: a DatasetError)."""
+        if self.sim is not None:
+            raise self._no_planes()
         idx = [int(j) for j in indices]
         if self.planes is not None:
             return self.planes.rows(idx)
@@ -145,12 +160,16 @@ class StaticDataset(_ClassFrames):
         return np.stack([self.plane(int(j)) for j in uniq])[inverse.reshape(-1)]
 
     def set_epoch(self, epoch: int) -> None:
-        """Re-seed the random draws for an epoch."""
+        """Re-seed the random draws (and the `sim` encoding's simulator, per_epoch) for an epoch."""
         self.epoch = int(epoch)
+        if self.sim is not None:
+            self.sim.set_epoch(epoch)
 
     def set_draw_seed(self, seed: int) -> None:
         """Seed of the augmentation draws (the training seed; `data.seed` fixes the split)."""
         self.draw_seed = int(seed)
+        if self.sim is not None:
+            self.sim.set_draw_seed(seed)
 
     def rng(self, j: int, salt: int = 0) -> np.random.Generator:
         """The generator of picture j in the current epoch."""

@@ -29,7 +29,7 @@ class StaticPoolDataset(StaticDataset):
             raise DatasetError(f"dataset {prep.cfg.name!r}: split {split!r} holds no event sample")
         self._perms: dict[int, np.ndarray] = {}
         if prep.cfg.cache and self.augment is None:
-            self.open_plane_cache()
+            self.open_plane_cache()  # none with static_encoding "sim" (its frame cache)
 
     def picture(self, i: int) -> int:
         """Index into the pool of sample i in the current epoch."""
