@@ -179,6 +179,10 @@ def test_experiment_reuses_only_runs_of_the_same_config(fake: Path, tmp_path: Pa
     ("model.v_threshold=0", "model.v_threshold must be > 0"),
     ("model.tau=0.5", "model.tau must be >= 1"),
     ("method.tet_lambda=2", "method.tet_lambda must be >= 0 and <= 1"),
+    ("optim.steps_per_epoch=0", "optim.steps_per_epoch must be >= 1"),
+    ("data.max_per_class=0", "DataConfig.max_per_class must be >= 1"),
+    ("experiment.budgets=[10,0]", "experiment.budgets: a budget is recordings per class >= 1"),
+    ("data.static_sim={seed: -1}", "data.static_sim.seed"),
 ])
 def test_values_that_break_training_are_refused(fake: Path, tmp_path: Path, capsys,
                                                 override: str, message: str) -> None:

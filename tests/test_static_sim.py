@@ -173,13 +173,14 @@ def test_no_preset_error_and_bad_settings(tmp_path):
         for i in range(3):
             write_bin(tmp_path / "ev" / c / f"s{i}.bin", seed=i)
             write_image(tmp_path / "img" / c / f"s{i}.png", 40 + 60 * i)
-    cfg = DataConfig(name="folder", root=tmp_path / "ev", static_root=tmp_path / "img", T=4,
-                     size=(34, 34), cache=False, static_encoding="sim", val_fraction=0.0,
-                     test_fraction=0.0)
+    kw = dict(name="folder", root=tmp_path / "ev", static_root=tmp_path / "img", T=4,
+              size=(34, 34), cache=False, static_encoding="sim", val_fraction=0.0,
+              test_fraction=0.0)
+    # refused when the config is made, before any data is read
     with pytest.raises(DatasetError, match=r"^data.static_encoding sim: dataset 'folder' has no "
                        r"simulator preset; set data.static_sim.preset \(one of nmnist, "):
-        build_static(cfg, "train")
-    ds = build_static(dataclasses.replace(cfg, static_sim={"preset": "nmnist"}), "train")
+        DataConfig(**kw)
+    ds = build_static(DataConfig(**kw, static_sim={"preset": "nmnist"}), "train")
     assert ds.encode(0).shape == (4, 2, 34, 34)
     nm = DataConfig(name="nmnist", static_encoding="sim")
     assert static_sim_settings(nm).preset == "nmnist"
@@ -199,5 +200,5 @@ def test_no_preset_error_and_bad_settings(tmp_path):
     ]
     for value, match in bad:
         with pytest.raises(DatasetError, match=match) as err:
-            static_sim_settings(dataclasses.replace(nm, static_sim=value))
+            dataclasses.replace(nm, static_sim=value)  # DataConfig checks them when made
         assert "\n" not in str(err.value)

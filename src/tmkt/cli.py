@@ -157,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     to the data root, so another copy of the dataset gets the same recordings, and those of the
     split missing there are left out and counted), unless `--split-file` or `--rebuild-split`
     says otherwise; another `--dataset` gets its own rebuilt split. The whole split is scored:
-    `data.max_per_class` (which in training also subsamples val/test) is not applied."""
+    `data.max_per_class` (the training split's event budget) is not applied."""
     import dataclasses
 
     import torch

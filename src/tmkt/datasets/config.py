@@ -95,6 +95,12 @@ class DataConfig:
             raise ValueError(
                 f"DataConfig.static_sim: unknown key(s) {unknown}; valid: {list(STATIC_SIM_KEYS)}"
             )
+        if self.static_encoding == "sim" or self.static_sim:
+            from tmkt.datasets.sim_static import static_sim_settings  # late: imports this module
+
+            # values checked now; the dataset's preset only where the encoding is sim
+            static_sim_settings(self if self.static_encoding == "sim" else
+                                dataclasses.replace(self, name="nmnist", static_encoding="sim"))
 
     @property
     def root_path(self) -> Path:
