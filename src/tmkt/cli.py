@@ -8,6 +8,7 @@
     tmkt gradvar --run runs/tmkt_s42        (tmkt.analysis.gradvar_experiment)
     tmkt predict --checkpoint runs/tmkt_s42 recordings/ [--top-k 3] [--json]   (tmkt.deploy)
     tmkt export --checkpoint runs/tmkt_s42 --format nir --out model.nir
+    tmkt simulate --preset ncaltech101 --images caltech101/ --out sim/Caltech101
 
 User errors (bad config key or value, missing or damaged file, mismatched checkpoint, a run
 folder that holds another run, no CUDA device) print one line and exit 2, as does Ctrl-C
@@ -88,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     from tmkt.deploy import cli as deploy_cli  # `tmkt predict`, `tmkt export`
 
     deploy_cli.add_parsers(sub)
+    from tmkt.events import simulate_dataset  # `tmkt simulate` (its own parser and command)
+
+    simulate_dataset.add_parser(sub)
     return p
 
 

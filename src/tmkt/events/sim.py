@@ -114,8 +114,19 @@ def check_params(p: SimParams) -> None:
 
 PRESETS: dict[str, SimParams] = {
     "nmnist": SimParams(),
-    # [ours, not validated] N-Caltech101: ATIS 304x240 (images ~240x180), same saccades, larger.
-    "ncaltech101": SimParams(sensor_size=(240, 180), image_size=None, amplitude=3.0, invert=False),
+    # N-Caltech101: 240x180 sensor, N-MNIST's saccades (same rig: amplitude 1); threshold and
+    # timing fitted to the one real recording in shared/data (docs/simulator.md, "N-Caltech101
+    # preset vs a real recording"; bench/fit_ncaltech101_preset.py)
+    "ncaltech101": SimParams(
+        sensor_size=(240, 180),
+        image_size=None,
+        amplitude=1.0,
+        move_start=0.15,
+        move_end=0.85,
+        threshold_on=0.167,
+        threshold_off=0.167,
+        invert=False,
+    ),
     # [ours, not validated] CIFAR10-DVS: DVS128, image moved on a 60 Hz monitor along a loop.
     "cifar10dvs": SimParams(
         mode="monitor",
