@@ -4,11 +4,15 @@ recording in shared/data (`fixtures/ncaltech101_faces_easy_0001.bin`, a recordin
 
 Compared, simulated (same picture, preset, a few seeds) vs real:
   events per recording, ON fraction, duration (last - first event), spatial extent (width and
-  height of the events' 0.5-99.5 percentile box; positions are not compared: the real recording
-  starts at x = y = 0, the simulator centres the picture), event-rate profile (events per
-  10 ms bin over 0-300 ms, Pearson r), per-saccade ON fraction, and the correlation of the
-  time-integrated count frames (ON and OFF, after the best global shift).
+  height of the events' 0.5-99.5 percentile box, and of the full box), event-rate profile
+  (events per 10 ms bin over 0-300 ms, Pearson r), per-saccade ON fraction, the correlation of
+  the blurred per-saccade ON/OFF count frames (after the best global shift, which is reported:
+  (0, 0) when the placement matches; also without the shift), the fraction of events outside
+  the picture's footprint over the saccade path.
 Fitted, in this order, each on the real recording only (what one recording determines):
+  0. placement and surround (engine settings): anchor = "top_left" when the real events start
+     at x = y = 0 (else "center"); surround "edge" vs "constant" (surround_value 0 ... 1) by the
+     frame correlation at a matched event count (the extent and the outside fraction logged);
   1. invert (the picture's polarity) by the correlation of blurred per-saccade ON/OFF count
      frames at a matched event count; the same correlation is tabulated over the amplitude
      (saccade size), which it cannot separate from the threshold (smaller saccades with
@@ -21,7 +25,7 @@ Not fixable from one recording: variance across pictures, the noise floor's natu
 noise vs residual motion between saccades), per-pixel threshold mismatch, ON/OFF threshold
 asymmetry beyond the one ON fraction, refractory period (see docs/simulator.md).
 
-Usage (one CPU thread, ~1-2 min):
+Usage (one CPU thread, ~3 min):
     OMP_NUM_THREADS=1 .venv/bin/python bench/fit_ncaltech101_preset.py [--seeds 3] \
         [--out bench/results/fit_ncaltech101_preset.json] [--no-fit]
 """
@@ -46,6 +50,9 @@ SENSOR = (240, 180)
 BIN_US = 10_000
 SPAN_US = 300_000
 SACCADES = ((0, 100_000), (100_000, 205_000), (205_000, 300_000))  # real recording's windows
+# the preset before the anchor/surround settings (centred picture, edge pixels repeated)
+PREVIOUS = SimParams(sensor_size=SENSOR, image_size=None, amplitude=1.0, move_start=0.15,
+                     move_end=0.85, threshold_on=0.167, threshold_off=0.167, invert=False)
 
 
 def load(data: Path = DATA) -> tuple[np.ndarray, np.ndarray]:
@@ -109,12 +116,13 @@ def blur(x: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.apply_along_axis(np.convolve, -2, x, k, mode="same")
 
 
-def frame_corr(real: np.ndarray, sim: np.ndarray) -> float:
+def frame_corr(real: np.ndarray, sim: np.ndarray, detail: bool = False):
     """Correlation of the blurred per-saccade ON/OFF count frames (3, 2, H, W) after the best
-    global shift (the real recording starts at x = y = 0, the simulator centres)."""
+    global shift (placement differences removed); with `detail`: (r, (dy, dx), r unshifted)."""
     fr, fs = count_frames(real, SACCADES), count_frames(sim, SACCADES)
     dy, dx = best_shift(fr.sum((0, 1)), fs.sum((0, 1)))
-    return corr(blur(fr), blur(shifted(fs, dy, dx)))
+    r = corr(blur(fr), blur(shifted(fs, dy, dx)))
+    return (r, (int(dy), int(dx)), corr(blur(fr), blur(fs))) if detail else r
 
 
 def stats(ev: np.ndarray) -> dict:
@@ -137,15 +145,20 @@ def stats(ev: np.ndarray) -> dict:
 
 def outside_image(ev: np.ndarray, picture: np.ndarray, p: SimParams) -> float:
     """Fraction of simulated events outside the placed picture's box widened by the path
-    (events the display's repeated edge pixels make: the real display has a plain surround)."""
+    (events the display's repeated edge pixels make with surround="edge": the real display
+    has a plain surround)."""
     from tmkt.events.sim import fit_size
 
     h, w = fit_size(picture.shape[:2], p)
     path = np.asarray(p.path) * p.amplitude
-    x0 = (SENSOR[0] - w) / 2 + path[:, 0].min() - 1
-    x1 = (SENSOR[0] + w) / 2 + path[:, 0].max() + 1
-    y0 = (SENSOR[1] - h) / 2 + path[:, 1].min() - 1
-    y1 = (SENSOR[1] + h) / 2 + path[:, 1].max() + 1
+    if p.anchor == "top_left":  # top-left corner at the origin at the first vertex
+        bx, by = -path[0, 0], -path[0, 1]
+    else:
+        bx, by = (SENSOR[0] - w) / 2, (SENSOR[1] - h) / 2
+    x0 = bx + path[:, 0].min() - 1
+    x1 = bx + w + path[:, 0].max() + 1
+    y0 = by + path[:, 1].min() - 1
+    y1 = by + h + path[:, 1].max() + 1
     inside = (ev["x"] >= x0) & (ev["x"] <= x1) & (ev["y"] >= y0) & (ev["y"] <= y1)
     return float(1 - inside.mean())
 
@@ -156,6 +169,7 @@ def compare(real: np.ndarray, sims: list[np.ndarray], picture, p: SimParams) -> 
     n = np.array([x["events"] for x in s], float)
     pr = profile(real)
     ps = np.mean([profile(e) for e in sims], 0)
+    fc = [frame_corr(real, e, detail=True) for e in sims]
     return {
         "events": float(n.mean()),
         "events_sd_over_seeds": float(n.std()),
@@ -168,7 +182,9 @@ def compare(real: np.ndarray, sims: list[np.ndarray], picture, p: SimParams) -> 
         "saccade_events": np.mean([x["saccade_events"] for x in s], 0).tolist(),
         "profile_corr_10ms": corr(pr, ps),
         "profile_10ms": ps.tolist(),
-        "frame_corr": float(np.mean([frame_corr(real, e) for e in sims])),
+        "frame_corr": float(np.mean([r for r, _, _ in fc])),
+        "frame_shift_dy_dx": np.mean([d for _, d, _ in fc], 0).tolist(),
+        "frame_corr_unshifted": float(np.mean([r for _, _, r in fc])),
         "outside_image_fraction": float(np.mean([outside_image(e, picture, p) for e in sims])),
     }
 
@@ -190,6 +206,23 @@ def fit(real, picture, base: SimParams, seeds: int, amplitude: float, log) -> Si
     """The fit described in the module docstring; `amplitude` is chosen, not fitted (the
     frame correlation cannot separate it from the threshold, see the table it logs)."""
     pr = profile(real)
+    # 0. placement (from the real events' origin) and surround (frame r at a matched count)
+    anchor = "top_left" if real["x"].min() == 0 and real["y"].min() == 0 else "center"
+    base = base.replace(anchor=anchor)
+    log(f"anchor={anchor} (real events start at x={real['x'].min()}, y={real['y'].min()})")
+    best = None
+    for sur, val in [("edge", 0.0)] + [("constant", v) for v in (0.0, 0.25, 0.5, 0.75, 1.0)]:
+        q = match_count(real, picture, base.replace(surround=sur, surround_value=val), 1, 9)
+        e = simulate(picture, q, 1)[0]
+        r = frame_corr(real, e)
+        st = stats(e)
+        log(f"  surround={sur} value={val} threshold={q.threshold_on}: frame r={r:.3f} "
+            f"extent={st['extent_wh']} full={st['extent_full_wh']} "
+            f"outside={outside_image(e, picture, q):.3f}")
+        if best is None or r > best[0]:
+            best = (r, sur, val)
+    base = base.replace(surround=best[1], surround_value=best[2])
+    log(f"surround={best[1]} surround_value={best[2]}")
     # 1. polarity and saccade size: frame correlation at a matched event count
     table = {}
     for inv in (False, True):
@@ -240,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     real, picture = load(args.data)
     base = PRESETS["ncaltech101"]
     res = {"real": {**stats(real), "profile_10ms": profile(real).tolist()}}
+    res["previous_preset"] = {"params": PREVIOUS.to_dict(), **compare(
+        real, simulate(picture, PREVIOUS, args.seeds), picture, PREVIOUS)}
     res["preset"] = {"params": base.to_dict(),
                      **compare(real, simulate(picture, base, args.seeds), picture, base)}
     if not args.no_fit:
@@ -247,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         res["fitted"] = {"params": fitted.to_dict(),
                          **compare(real, simulate(picture, fitted, args.seeds), picture, fitted)}
     keys = ("events", "events_ratio", "on_fraction", "duration_us", "extent_wh",
-            "saccade_events", "saccade_on_fraction", "profile_corr_10ms", "frame_corr",
-            "outside_image_fraction")
+            "extent_full_wh", "saccade_events", "saccade_on_fraction", "profile_corr_10ms",
+            "frame_corr", "frame_shift_dy_dx", "frame_corr_unshifted", "outside_image_fraction")
     for name, r in res.items():
         print(f"{name}: " + ", ".join(
             f"{k}={np.round(r[k], 3).tolist()}" for k in keys if k in r))

@@ -367,3 +367,96 @@ def test_no_numpy_warnings_on_real_mnist_and_same_recordings(shared_data):
         n, on, t_sum, digest = KNOWN_MNIST[ref]
         assert got[:3] == (n, on, t_sum), ref
         assert got[3].hexdigest()[:40] == digest, ref
+
+
+# ---------------------------------------------------------------------------- anchor, surround
+
+
+def _speckle() -> np.ndarray:
+    """A 12x16 picture of random grey levels in [0.2, 1] (events everywhere it moves)."""
+    return np.random.default_rng(11).uniform(0.2, 1.0, (12, 16))
+
+
+@pytest.mark.parametrize(
+    "anchor, box",
+    [
+        # NMNIST_PATH (amplitude 1) relative to its first vertex (-2.5, -2.25): x in [0, 5],
+        # y in [0, 5.5]. Sensor pixel x samples picture column x - o_x (bilinear): it sees the
+        # 16 x 12 picture iff -1 < x - o_x < 16, i.e. 0 <= x <= 15 + 5 = 20, 0 <= y <= 11 + 6.
+        ("top_left", (0, 20, 0, 17)),
+        # centred on 40x30: top-left at (12, 9) + path x in [-2.5, 2.5], y in [-2.25, 3.25]:
+        # 12 - 2.5 - 1 < x < 12 + 16 + 2.5 -> 9..30; 9 - 2.25 - 1 < y < 9 + 12 + 3.25 -> 6..24
+        ("center", (9, 30, 6, 24)),
+    ],
+)
+def test_constant_surround_keeps_events_inside_the_pictures_footprint(anchor, box):
+    p = SimParams(sensor_size=(40, 30), image_size=(12, 16), duration_us=60_000, dt_us=1000,
+                  anchor=anchor, surround="constant", surround_value=0.0)
+    x0, x1, y0, y1 = box
+    for seed in range(3):
+        ev = simulate(_speckle(), p, seed=seed)
+        assert len(ev) > 500
+        assert (ev["x"].min(), ev["y"].min()) == (x0, y0)  # the bound is reached, not exceeded
+        assert x1 - 1 <= ev["x"].max() <= x1 and y1 - 1 <= ev["y"].max() <= y1
+    # the default surround repeats the edge pixels: events fill the whole sensor
+    ev = simulate(_speckle(), p.replace(surround="edge"), seed=0)
+    assert (ev["x"].min(), ev["x"].max(), ev["y"].min(), ev["y"].max()) == (0, 39, 0, 29)
+
+
+def test_constant_surround_equal_to_the_picture_gives_no_event():
+    p = SimParams(sensor_size=(40, 30), image_size=(12, 16), duration_us=60_000, dt_us=1000,
+                  anchor="top_left", surround="constant", surround_value=0.5, invert=False)
+    assert len(simulate(np.full((12, 16), 0.5), p)) == 0
+    # a darker picture on that surround: events only on its border, both polarities
+    ev = simulate(np.full((12, 16), 0.2), p)
+    assert len(ev) > 0 and set(np.unique(ev["p"])) == {0, 1}
+    inner = (ev["x"] >= 6) & (ev["x"] <= 14) & (ev["y"] >= 7) & (ev["y"] <= 10)
+    assert not inner.any()  # the picture's inside never changes (moves by <= 5 x 5.5 px)
+
+
+def _checksum(ev: np.ndarray) -> tuple[int, str]:
+    import hashlib
+
+    a = np.stack([ev["t"], ev["x"], ev["y"], ev["p"]]).astype("<i8")
+    return len(ev), hashlib.sha256(a.tobytes()).hexdigest()[:16]
+
+
+def test_default_anchor_and_surround_leave_the_output_unchanged():
+    """Checksums computed with the simulator before `anchor`/`surround` existed (same venv:
+    numpy / Pillow upgrades may change the last bits of log/exp/resize and these values)."""
+    rng = np.random.default_rng(5)
+    pic = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    # the ncaltech101 preset as it was then (centred, edge surround), on a small sensor
+    ncal = SimParams(sensor_size=(48, 36), image_size=None, duration_us=60_000, amplitude=1.0,
+                     move_start=0.15, move_end=0.85, threshold_on=0.167, threshold_off=0.167,
+                     invert=False)
+    got = {
+        "nmnist": _checksum(simulate(blob(), FAST, seed=1)),
+        "ncal": _checksum(simulate(pic, ncal.replace(dt_us=1000), seed=2)),
+        "monitor": _checksum(simulate(pic, preset("cifar10dvs", sensor_size=(32, 32),
+                                                  duration_us=100_000), seed=3)),
+        "batch": [_checksum(e) for e in simulate_batch(
+            [blob(seed=1), pic], ncal, seeds=4)],
+    }
+    assert got == {
+        "nmnist": (1435, "f07508384bbfcd37"),
+        "ncal": (9181, "b563a48a508775b9"),
+        "monitor": (707, "b0584b333d971719"),
+        "batch": [(3672, "3bda6c69d84fb17a"), (9072, "b907e296e2fabe74")],
+    }
+
+
+def test_anchor_and_surround_validated_and_serialised():
+    with pytest.raises(ValueError, match="anchor"):
+        SimParams(anchor="centre")
+    with pytest.raises(ValueError, match="surround"):
+        SimParams(surround="mirror")
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ValueError, match="surround_value"):
+            SimParams(surround_value=bad)
+    d = SimParams(anchor="top_left", surround="constant", surround_value=0.25).to_dict()
+    assert (d["anchor"], d["surround"], d["surround_value"]) == ("top_left", "constant", 0.25)
+    defaults = SimParams().to_dict()
+    assert (defaults["anchor"], defaults["surround"]) == ("center", "edge")
+    nm = PRESETS["nmnist"]
+    assert (nm.anchor, nm.surround) == ("center", "edge") and nm == SimParams()

@@ -5,6 +5,8 @@ an LCD) and CIFAR10-DVS (image moved on a monitor, DVS128) were recorded. Each p
 reference log intensity and emits ON/OFF events when the log intensity moves a (per-pixel,
 mismatched) contrast threshold away from it; after an event the pixel is blind for a refractory
 period, during which its reference follows the input. Optional background noise and hot pixels.
+The picture is centred on the sensor or anchored at its top-left corner (`anchor`); around it
+the display repeats its edge pixels or shows a uniform screen (`surround`).
 Vectorised over time steps and over a batch of images; seeded per image (numpy Generator).
 See docs/simulator.md for the model, the defaults and their validation on real N-MNIST.
 """
@@ -21,6 +23,8 @@ from PIL import Image
 from tmkt.events.formats.base import EVENT_DTYPE
 
 MODES = ("saccade", "monitor")
+ANCHORS = ("center", "top_left")
+SURROUNDS = ("edge", "constant")
 LUMA = np.array([0.299, 0.587, 0.114])
 
 # N-MNIST saccade triangle (image displacement in sensor pixels, relative to the centred
@@ -61,6 +65,16 @@ class SimParams:
     noise_rate_hz: float = 0.0  # background activity per pixel (random polarity)
     hot_pixel_fraction: float = 0.0
     hot_pixel_rate_hz: float = 1000.0
+    # where the picture sits: "center" (centred on the sensor, the path's displacements around
+    # it) or "top_left" (its top-left corner at the sensor origin at the saccade start, i.e. at
+    # the path's first vertex; N-Caltech101's recordings start at x = y = 0)
+    anchor: str = "center"
+    # what the display shows around the picture: "edge" (the picture's edge pixels repeated
+    # outward: a border-free picture, no events outside it) or "constant" (a uniform screen of
+    # intensity `surround_value`, as a picture shown on a monitor: events only from the
+    # picture and its border)
+    surround: str = "edge"
+    surround_value: float = 0.5  # "constant": the displayed intensity in [0, 1] (not inverted)
 
     def __post_init__(self) -> None:
         check_params(self)
@@ -87,6 +101,13 @@ def check_params(p: SimParams) -> None:
     """Raise ValueError naming the first invalid field."""
     if p.mode not in MODES:
         raise ValueError(f"SimParams.mode must be one of {MODES}, got {p.mode!r}")
+    if p.anchor not in ANCHORS:
+        raise ValueError(f"SimParams.anchor must be one of {ANCHORS}, got {p.anchor!r}")
+    if p.surround not in SURROUNDS:
+        raise ValueError(f"SimParams.surround must be one of {SURROUNDS}, got {p.surround!r}")
+    v = p.surround_value
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+        raise ValueError(f"SimParams.surround_value must be a number in [0, 1], got {v!r}")
     if len(p.sensor_size) != 2 or min(p.sensor_size) < 1:
         raise ValueError(f"SimParams.sensor_size must be (width, height) >= 1, got {p.sensor_size}")
     if p.image_size is not None and (len(p.image_size) != 2 or min(p.image_size) < 1):
@@ -114,18 +135,22 @@ def check_params(p: SimParams) -> None:
 
 PRESETS: dict[str, SimParams] = {
     "nmnist": SimParams(),
-    # N-Caltech101: 240x180 sensor, N-MNIST's saccades (same rig: amplitude 1); threshold and
-    # timing fitted to the one real recording in shared/data (docs/simulator.md, "N-Caltech101
-    # preset vs a real recording"; bench/fit_ncaltech101_preset.py)
+    # N-Caltech101: 240x180 sensor, N-MNIST's saccades (same rig: amplitude 1), the picture in
+    # the top-left corner on a mid-grey screen; surround, threshold and timing fitted to the one
+    # real recording in shared/data (docs/simulator.md, "N-Caltech101 preset vs a real
+    # recording"; bench/fit_ncaltech101_preset.py)
     "ncaltech101": SimParams(
         sensor_size=(240, 180),
         image_size=None,
         amplitude=1.0,
         move_start=0.15,
         move_end=0.85,
-        threshold_on=0.167,
-        threshold_off=0.167,
+        threshold_on=0.153,
+        threshold_off=0.153,
         invert=False,
+        anchor="top_left",
+        surround="constant",
+        surround_value=0.5,
     ),
     # [ours, not validated] CIFAR10-DVS: DVS128, image moved on a 60 Hz monitor along a loop.
     "cifar10dvs": SimParams(
@@ -279,8 +304,12 @@ class _Canvas:
     def __init__(self, imgs: list[np.ndarray], p: SimParams, offsets: np.ndarray) -> None:
         ws, hs = p.sensor_size
         self.ws, self.hs = ws, hs
-        # top-left of each image in sensor coordinates = centred placement + displacement
-        base = np.array([((ws - im.shape[1]) / 2.0, (hs - im.shape[0]) / 2.0) for im in imgs])
+        # top-left of each image in sensor coordinates = placement + displacement
+        if p.anchor == "top_left":  # at the origin at the saccade start (the first vertex)
+            start = -np.asarray(p.path[0], dtype=np.float64) * p.amplitude
+            base = np.repeat(start[None], len(imgs), axis=0)
+        else:
+            base = np.array([((ws - im.shape[1]) / 2.0, (hs - im.shape[0]) / 2.0) for im in imgs])
         lo = offsets.min(0) + base.min(0)
         hi = offsets.max(0) + base.max(0)
         self.kx = int(np.ceil(max(0.0, hi[0]))) + 2
@@ -289,14 +318,18 @@ class _Canvas:
         wmax = max(im.shape[1] for im in imgs)
         width = self.kx + max(ws, wmax) + int(np.ceil(max(0.0, -lo[0]))) + 3
         height = self.ky + max(hs, hmax) + int(np.ceil(max(0.0, -lo[1]))) + 3
-        # outside the image the display repeats the image's edge: no event from the border
+        # outside the image the display repeats the image's edge (no event from the border)
+        # or shows a uniform surround (events where the picture's border passes)
         self.data = np.empty((len(imgs), height, width), dtype=np.float32)
         for i, im in enumerate(imgs):
             pad = (
                 (self.ky, height - self.ky - im.shape[0]),
                 (self.kx, width - self.kx - im.shape[1]),
             )
-            self.data[i] = np.pad(im, pad, mode="edge")
+            if p.surround == "constant":
+                self.data[i] = np.pad(im, pad, constant_values=float(p.surround_value))
+            else:
+                self.data[i] = np.pad(im, pad, mode="edge")
         # images sharing a placement are rendered together
         self.groups: list[tuple[np.ndarray, np.ndarray]] = []
         keys = [tuple(b) for b in base]
