@@ -254,8 +254,9 @@ def test_eval_scores_the_runs_split(custom_run: tuple[Path, Path], shared_data: 
     saved = json.loads((run / "split.json").read_text())
     assert saved["events"]["test"] == split["events"]["test"]
     out = _eval(capsys, "--checkpoint", str(run))
-    assert out["n"] == _n_test(split) == 19  # the whole split: max_per_class=2 not applied
-    assert json.loads((run / "results.json").read_text())["test"]["n"] == 16  # limited
+    assert out["n"] == _n_test(split) == 19  # the whole split
+    # max_per_class=2 is the training split's event budget: training scored the whole split too
+    assert json.loads((run / "results.json").read_text())["test"]["n"] == 19
     assert out["split_file"] == str(run / "split.json") and out["missing"] == 0
     rebuilt = _eval(capsys, "--checkpoint", str(run), "--rebuild-split")
     assert rebuilt["n"] == 50 and rebuilt["split_file"] is None  # the official Test side
