@@ -203,3 +203,33 @@ def test_fitted_preset_matches_the_real_recording(caltech, shared_data):
         assert e["x"].max() <= 154 and e["y"].max() <= 178
         w, h = extent(e)
         assert abs(w - rw) <= 8 and abs(h - rh) <= 10
+
+
+def test_a_truncated_picture_stops_naming_it_or_is_skipped_and_counted(caltech, tmp_path,
+                                                                         capsys) -> None:
+    """data.options.bad_pictures: stop (default) names the file; skip leaves it out, counted."""
+    from tmkt.datasets.base import DatasetError
+
+    pics = tmp_path / "caltech101" / "101_ObjectCategories"
+    for c in ("anchor", "ant"):
+        for stem in ("image_0001", "image_0002"):
+            write_bin(tmp_path / "ev" / "Caltech101" / c / f"{stem}.bin", n=20, seed=1,
+                      size=(240, 180))
+            (pics / c).mkdir(parents=True, exist_ok=True)
+            shutil.copy(caltech / c / f"{stem}.jpg", pics / c / f"{stem}.jpg")
+    bad = pics / "ant" / "image_0002.jpg"
+    bad.write_bytes(bad.read_bytes()[:200])  # a truncated JPEG
+    kw = dict(name="ncaltech101", root=tmp_path / "ev", static_root=pics.parent, T=4,
+              size=(48, 48), cache=False, val_fraction=0.0, test_fraction=0.0)
+    ds = StaticDataset(prepare(DataConfig(**kw)), "train")
+    j = [str(it.path) for it in ds.items].index(str(bad))
+    with pytest.raises(DatasetError, match=r"ant/image_0002\.jpg: cannot read picture"):
+        ds.encode(j)
+    capsys.readouterr()
+    skip = prepare(DataConfig(**kw, options={"bad_pictures": "skip"}))
+    assert sorted(str(s.path) for s in skip.sources.static) == sorted(
+        str(p) for p in pics.rglob("*.jpg") if p != bad)
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable picture(s) of 4" in err and "ant/image_0002.jpg" in err
+    with pytest.raises(DatasetError, match="data.options.bad_pictures must be one of"):
+        prepare(DataConfig(**kw, options={"bad_pictures": "ignore"}))
