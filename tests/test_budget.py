@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from train_fakes import FakeSNN, fake_data_fn, fake_model_fn
@@ -174,3 +175,21 @@ def test_simulator_methods_differ_from_their_peers_by_the_encoding_only() -> Non
     assert sp.phases == [4, 4] and sp.data_kind(0) == "static" and sp.data_kind(4) == "events"
     assert json.dumps(sp.phases) == json.dumps(
         build_method(MethodConfig(name="finetune"), FakeSNN(K, (2, *HW)), T, epochs=4).phases)
+
+
+def test_static_pool_epoch_of_fixed_steps_draws_fresh_pictures(shared_data) -> None:
+    """With optim.steps_per_epoch the trainer sets the static pool's epoch length to steps x
+    batch: an epoch then draws that many pictures, none twice, the next epoch continuing."""
+    from tmkt.datasets import StaticPoolDataset
+
+    ds = StaticPoolDataset(prepare(DataConfig(root=shared_data, cache=False)), "train")
+    assert len(ds) == 629  # one per training recording by default
+    ds.set_epoch_length(40)
+    assert len(ds) == 40
+    epochs = []
+    for e in (0, 1):
+        ds.set_epoch(e)
+        epochs.append([ds.picture(i) for i in range(40)])
+    order = np.random.default_rng([ds.draw_seed, 0, 11]).permutation(len(ds.items))
+    assert epochs[0] + epochs[1] == order[:80].tolist()
+    assert len(set(epochs[0] + epochs[1])) == 80

@@ -44,6 +44,12 @@ def cache_file(cache_dir: Path, tag: str, root: str, fingerprint: Sequence[Any])
     return Path(cache_dir) / f"{tag}-{root_tag}-{list_tag}.npy"
 
 
+def source_hash(module: Any) -> str:
+    """Short hash of a module's source file: a cache key part, so that any change to the code
+    that computes the cached values invalidates the cache."""
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+
+
 def file_hash(path: Path) -> str:
     """blake2b of a file's bytes."""
     h = hashlib.blake2b(digest_size=20)

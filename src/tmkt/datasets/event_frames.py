@@ -4,10 +4,8 @@ the frame cache, augmented in the train split; `build_events`."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +23,7 @@ def frames_code_hash() -> str:
     """Hash of `tmkt.events.frames`' source: any change there invalidates frame caches."""
     import tmkt.events.frames as frames
 
-    return hashlib.sha256(Path(frames.__file__).read_bytes()).hexdigest()[:16]
+    return frame_cache.source_hash(frames)
 
 class EventDataset(_ClassFrames):
     """Event frames `(events (T,2,H,W) tensor, label int)` of one split: float32, or uint8

@@ -20,6 +20,7 @@ import numpy as np
 from tmkt.datasets.base import DatasetError, Item, Sources, find_dir, scan_class_folders
 from tmkt.datasets.config import DataConfig
 from tmkt.datasets.registry import DATASETS
+from tmkt.static.io import read_rgb
 
 SENSOR_SIZE = (240, 180)
 BACKGROUND = "BACKGROUND_Google"
@@ -47,10 +48,7 @@ class EventLoader:
 
 def load_image(item: Item) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB."""
-    from PIL import Image
-
-    with Image.open(item.path) as im:
-        return np.asarray(im.convert("RGB"))
+    return read_rgb(item.path)
 
 
 def readable_pictures(items: list[Item]) -> list[Item]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tmkt.datasets import cache as frame_cache
 from tmkt.datasets.base import DatasetError, Item, Sources
 from tmkt.datasets.config import DataConfig
 from tmkt.datasets.event_frames import (
@@ -107,7 +108,7 @@ def sim_code_hash() -> str:
     """Hash of `tmkt.events.sim`'s source: any change there invalidates the sim frame caches."""
     import tmkt.events.sim as sim
 
-    return hashlib.sha256(Path(sim.__file__).read_bytes()).hexdigest()[:16]
+    return frame_cache.source_hash(sim)
 
 
 def load_picture(load: Callable[[Item], np.ndarray], it: Item) -> np.ndarray:

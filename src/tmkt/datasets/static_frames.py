@@ -7,10 +7,8 @@ frames, no planes, event augmentation in the train split."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +25,7 @@ def static_code_hash() -> str:
     """Hash of `tmkt.static.encode`'s source: any change there invalidates plane caches."""
     import tmkt.static.encode as encode
 
-    return hashlib.sha256(Path(encode.__file__).read_bytes()).hexdigest()[:16]
+    return frame_cache.source_hash(encode)
 
 class StaticDataset(_ClassFrames):
     """Encoded static pictures `(static (T,2,H,W) float32 tensor, label int)` of one split."""

@@ -43,6 +43,11 @@ class StaticPoolDataset(StaticDataset):
             self._perms[rnd] = rng.permutation(n_pool)
         return int(self._perms[rnd][pos])
 
+    def set_epoch_length(self, n: int) -> None:
+        """Pictures per epoch (the trainer sets steps x batch with `optim.steps_per_epoch`), so
+        an epoch of fixed steps draws that many pictures, none repeated within it."""
+        self.length = int(n)
+
     def set_draw_seed(self, seed: int) -> None:
         super().set_draw_seed(seed)
         self._perms.clear()

@@ -27,7 +27,6 @@ import argparse
 import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tmkt.events.sim import PRESETS, SimParams
+from tmkt.static.io import read_rgb as load_picture  # (H, W, 3) uint8 RGB
 
 MANIFEST = "tmkt_simulate.json"
 MANIFEST_VERSION = 1
@@ -133,14 +133,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def load_picture(path: Path) -> np.ndarray:
-    """A picture as (H, W, 3) uint8 RGB (greyscale and CMYK converted by Pillow)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def simulate_one(pic: Picture, params: SimParams, seed: int, out: Path) -> tuple[int, str | None]:
     """Simulate and write one picture: (event count, None) or (0, error message)."""
     from tmkt.datasets.sim import picture_seed
@@ -195,12 +187,6 @@ def prepare_out(out: Path, info: dict[str, Any]) -> None:
         write_atomic(path, (json.dumps(info, indent=1) + "\n").encode())
     for stale in out.glob(f"*/*{PART}"):
         stale.unlink()
-
-
-def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
 
 
 @dataclasses.dataclass
@@ -271,7 +257,9 @@ def simulate_folder(
             for pic in todo:
                 done(pic, *simulate_one(pic, params, seed, out))
         else:
-            with _pool(min(workers, len(todo))) as pool:
+            from tmkt.datasets.sim import _start_pool  # fork where available, else spawn
+
+            with _start_pool(min(workers, len(todo))) as pool:
                 futures = {pool.submit(simulate_one, pic, params, seed, out): pic
                            for pic in todo}
                 try:

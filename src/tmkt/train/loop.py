@@ -323,8 +323,8 @@ class Trainer:
             if hasattr(ds, "set_draw_seed"):  # pairing and augmentation follow train.seed
                 ds.set_draw_seed(self.cfg.train.seed)
             spe = self.cfg.optim.steps_per_epoch
-            if spe is not None and hasattr(ds, "length"):  # the static pool: an epoch is
-                ds.length = spe * self.batch * self.info.world_size  # that many fresh pictures
+            if spe is not None and hasattr(ds, "set_epoch_length"):  # the static pool: an
+                ds.set_epoch_length(spe * self.batch * self.info.world_size)  # epoch of fresh
             classes, _ = dataset_meta(ds)
             if classes != self.classes:
                 raise ValueError(
@@ -334,15 +334,12 @@ class Trainer:
         return self._train_ds[kind]
 
     def _steps_in(self, epoch: int) -> int:
-        if self.cfg.optim.steps_per_epoch is not None:
-            n = self.cfg.optim.steps_per_epoch
-            if self.cfg.train.max_steps_per_epoch is not None:
-                n = min(n, self.cfg.train.max_steps_per_epoch)
-            return n
-        ds = self.train_dataset(self.method.data_kind(epoch))
-        per_rank = math.ceil(len(ds) / self.info.world_size)
-        drop = self.cfg.train.drop_last and per_rank >= self.batch
-        n = per_rank // self.batch if drop else math.ceil(per_rank / self.batch)
+        n = self.cfg.optim.steps_per_epoch
+        if n is None:  # one pass over the epoch's training data
+            ds = self.train_dataset(self.method.data_kind(epoch))
+            per_rank = math.ceil(len(ds) / self.info.world_size)
+            drop = self.cfg.train.drop_last and per_rank >= self.batch
+            n = per_rank // self.batch if drop else math.ceil(per_rank / self.batch)
         if self.cfg.train.max_steps_per_epoch is not None:
             n = min(n, self.cfg.train.max_steps_per_epoch)
         return n
