@@ -475,3 +475,17 @@ def test_event_only_method_and_eval_need_no_mnist(tmp_path: Path, shared_data: P
     out = json.loads(capsys.readouterr().out)
     n_test = len(list((root / "N-MNIST" / "Test").glob("*/*.bin")))
     assert out["n"] == n_test > 10 and out["method"] == "dvs"
+
+
+def test_another_ranks_write_probe_is_not_a_foreign_file(tmp_path: Path) -> None:
+    """DDP ranks probe the run folder at once: a probe file of another rank, present while this
+    rank looks, neither refuses a new run nor counts as a file of the user's."""
+    from tmkt.train.rundir import PROBE_PREFIX, check_run_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / f"{PROBE_PREFIX}abc123").write_bytes(b"")  # the other rank's, not yet removed
+    check_run_dir(out)  # a new run: accepted
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds no tmkt run \(notes\.txt\)"):
+        check_run_dir(out)

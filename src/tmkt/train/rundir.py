@@ -60,8 +60,15 @@ def is_run_file(p: Path) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+PROBE_PREFIX = ".tmkt-probe-"  # `_probe_writable`'s file, there for an instant
+
+
 def _entries(out: Path) -> list[Path]:
-    return sorted(out.iterdir()) if out.is_dir() else []
+    """What a run folder holds, without the write probes of `check_run_dir`: every DDP rank
+    probes the same folder at once, so one rank may see another's probe file."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if not p.name.startswith(PROBE_PREFIX))
 
 
 def _names(paths: Iterable[Path], n: int = 6) -> str:
@@ -72,7 +79,7 @@ def _names(paths: Iterable[Path], n: int = 6) -> str:
 def _probe_writable(out: Path) -> None:
     """Create `out` and a temporary file in it (an OSError says why not)."""
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmkt-probe-", dir=out)
+    fd, tmp = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=out)
     os.close(fd)
     os.unlink(tmp)
 
