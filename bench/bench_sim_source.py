@@ -17,8 +17,10 @@ What each side includes (same pictures, seeds, T, binning; the frames are checke
 Both sides run after a warm-up (numba's kernel loaded, MNIST read), the simulator's
 in-memory recordings (`tmkt.datasets.sim.MEMO`) cleared before each dataset build.
 
-Cases: `subset` = the val split with `max_per_class=100` (1,000 recordings, the issue's
-example); `split` = the full val split (5,970); `pool` = the train split with
+Cases: `subset` = 1,000 recordings, `max_per_class=100` (the issue's example; the train split,
+since `max_per_class` limits training only; before, the case cut the val split, as
+docs/simulator.md's figures did); `split` = the full val split (5,970); `pool` = the train
+split with
 `val_fraction=0`: the whole MNIST training pool (59,700), or `--pool-limit N` pictures of it
 (`max_per_class = N // 10`). `--workers 1,2` times the dataset once per `sim_workers` value.
 """
@@ -57,7 +59,7 @@ def case_config(case: str, args: argparse.Namespace, cache_dir: str, workers: in
 
 def split_of(case: str) -> str:
     """The split each case builds."""
-    return "train" if case == "pool" else "val"
+    return "val" if case == "split" else "train"  # max_per_class limits the train split only
 
 
 def dataset_pass(prep: Prepared, split: str) -> tuple[float, EventDataset]:
